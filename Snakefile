@@ -1,0 +1,15 @@
+# snakescope: quantitative microscopy of cells with Snakemake.
+# Run from the repository root:  .venv/bin/snakemake --cores 2 [--configfile my.yaml]
+# The workflow profile workflow/profiles/default sets the execution model
+# (warm worker pool behind one-line run: blocks) and the default config file.
+
+include: "workflow/rules/common.smk"
+#EX include: "workflow/rules/example.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/validate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,155 @@
+"""Parameter resolution: config values (µm or px) to pixel parameters.
+
+Lengths in the config are numbers in the dataset's length unit (µm when the
+pixel size is known, else pixels) or strings with an explicit unit (``"5px"``,
+``"3um"``). Every size parameter left empty (``null``) defaults from the one
+knob ``segment.diameter`` (the typical object diameter); the rules live here
+and are documented in ``config/README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+from .errors import InputError
+
+_UNIT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|um|µm|micron)\s*$")
+
+#: Default fractions of the diameter (documented in config/README.md).
+SMOOTH_SIGMA_PER_DIAMETER = 1 / 12
+SMOOTH_WINDOW_PER_DIAMETER = 1 / 6
+MIN_DIAMETER_PER_DIAMETER = 0.4
+MAX_DIAMETER_PER_DIAMETER = 3.0
+PEAK_SPACING_PER_DIAMETER = 0.4
+LOCAL_BLOCK_PER_DIAMETER = 3.0
+
+
+def to_px(value: float | str | None, *, pixel_size_um: float | None, key: str) -> float | None:
+    """Convert a config length to pixels.
+
+    Parameters
+    ----------
+    value : float, str or None
+        A number in the dataset's unit (µm when ``pixel_size_um`` is known, else
+        px) or a string such as ``"5px"`` or ``"3um"``. None passes through.
+    pixel_size_um : float or None
+        Pixel size of the image.
+    key : str
+        Config key, named in error messages.
+
+    Returns
+    -------
+    float or None
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InputError(f"config key {key}: expected a length, got {value!r}; give a number or e.g. '5px'")
+    if isinstance(value, (int, float)):
+        number = float(value)
+        px = number / pixel_size_um if pixel_size_um else number
+    else:
+        m = _UNIT_RE.match(str(value))
+        if not m:
+            raise InputError(
+                f"config key {key}: cannot read length {value!r}; give a number or a string like '5px' or '3um'"
+            )
+        number = float(m.group(1))
+        if m.group(2) == "px":
+            px = number
+        else:
+            if not pixel_size_um:
+                raise InputError(
+                    f"config key {key}: {value!r} is in µm but the image has no pixel size; "
+                    "set the dataset's pixel_size_um or give the length in px"
+                )
+            px = number / pixel_size_um
+    if not math.isfinite(px) or px < 0:
+        raise InputError(f"config key {key}: length must be ≥ 0, got {value!r}")
+    return px
+
+
+def diameter_px(diameter: float | str, *, pixel_size_um: float | None, prefix: str = "segment") -> float:
+    """The typical object diameter in pixels (``segment.diameter``)."""
+    d = to_px(diameter, pixel_size_um=pixel_size_um, key=f"{prefix}.diameter")
+    if not d or d <= 0:
+        raise InputError(f"config key {prefix}.diameter: must be > 0; give the typical object diameter")
+    return d
+
+
+def smooth_params(smooth: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                  prefix: str = "segment") -> dict:
+    """Keyword arguments of :func:`snakescope.segment.smooth` from ``segment.smooth``."""
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    method = smooth["method"]
+    size = to_px(smooth["size"], pixel_size_um=pixel_size_um, key=f"{prefix}.smooth.size")
+    if size is None:
+        size = d * (SMOOTH_SIGMA_PER_DIAMETER if method == "gaussian" else SMOOTH_WINDOW_PER_DIAMETER)
+    return {"method": method, "size_px": size}
+
+
+def threshold_params(threshold: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                     prefix: str = "segment") -> dict:
+    """Keyword arguments of :func:`snakescope.segment.threshold_stack` from ``segment.threshold``."""
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    block = to_px(threshold["block_size"], pixel_size_um=pixel_size_um, key=f"{prefix}.threshold.block_size")
+    return {
+        "scope": threshold["scope"],
+        "method": threshold["method"],
+        "value": threshold["value"],
+        "correction": float(threshold["correction"]),
+        "classes": int(threshold["classes"]),
+        "level": int(threshold["level"]),
+        "block_size_px": block if block is not None else d * LOCAL_BLOCK_PER_DIAMETER,
+        "offset": float(threshold["offset"]),
+    }
+
+
+def _sizes(refine: Mapping[str, Any], d: float, pixel_size_um: float | None, prefix: str) -> tuple[float, float | None]:
+    min_d = to_px(refine["min_diameter"], pixel_size_um=pixel_size_um, key=f"{prefix}.refine.min_diameter")
+    max_d = to_px(refine["max_diameter"], pixel_size_um=pixel_size_um, key=f"{prefix}.refine.max_diameter")
+    min_d = d * MIN_DIAMETER_PER_DIAMETER if min_d is None else min_d
+    max_d = d * MAX_DIAMETER_PER_DIAMETER if max_d is None else max_d
+    if max_d <= min_d:
+        raise InputError(
+            f"config keys {prefix}.refine.min_diameter/max_diameter: max ({max_d:.3g} px) must exceed "
+            f"min ({min_d:.3g} px)"
+        )
+    return min_d, max_d
+
+
+def refine_params(refine: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                  prefix: str = "segment") -> dict:
+    """Keyword arguments of :func:`snakescope.segment.refine` from ``segment.refine``."""
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    min_d, _ = _sizes(refine, d, pixel_size_um, prefix)
+
+    def length(name: str) -> float:
+        value = to_px(refine[name], pixel_size_um=pixel_size_um, key=f"{prefix}.refine.{name}")
+        return 0.0 if value is None else value
+
+    return {
+        "fill_holes": bool(refine["fill_holes"]),
+        "opening_radius_px": length("opening_radius"),
+        "closing_radius_px": length("closing_radius"),
+        "min_diameter_px": min_d,
+    }
+
+
+def split_params(split: Mapping[str, Any], refine: Mapping[str, Any], *, diameter: float | str,
+                 pixel_size_um: float | None, prefix: str = "segment") -> dict:
+    """Keyword arguments of :func:`snakescope.segment.label_frame` from ``segment.split``
+    and the size/border filters of ``segment.refine``."""
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    min_d, max_d = _sizes(refine, d, pixel_size_um, prefix)
+    spacing = to_px(split["min_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.split.min_distance")
+    return {
+        "method": split["method"],
+        "min_distance_px": d * PEAK_SPACING_PER_DIAMETER if spacing is None else spacing,
+        "h_px": to_px(split["h"], pixel_size_um=pixel_size_um, key=f"{prefix}.split.h"),
+        "min_diameter_px": min_d,
+        "max_diameter_px": max_d,
+        "clear_border": bool(refine["clear_border"]),
+    }

@@ -1,0 +1,120 @@
+"""Warm worker processes that run workflow steps.
+
+Snakemake runs each job's one-line ``run:`` block in a thread of its main
+process (``--force-use-threads``); the block hands the step to a pool of worker
+processes that imported numpy/scipy/scikit-image once. This keeps one file per
+step and Snakemake's DAG, without paying an interpreter start and the imports
+for every job, and without holding the GIL across parallel jobs.
+
+Errors: a step that raises :class:`~snakescope.errors.InputError` (or anything
+else) writes the full traceback to the rule's log file; the caller gets a
+:class:`StepError` whose message is one line naming the file or config key.
+A worker that dies (segfault, OOM kill) fails only its job; the pool is
+rebuilt for the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Mapping
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+#: Modules imported once by the fork server, inherited by every worker.
+PRELOAD = ["snakescope.steps", "scipy.ndimage", "skimage.segmentation", "skimage.filters",
+           "skimage.feature", "skimage.measure", "pandas", "tifffile"]
+
+
+class StepError(RuntimeError):
+    """A workflow step failed; the message is one line, the log has the traceback."""
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _get_pool(workers: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, "1")
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+            _pool_size = workers
+        return _pool
+
+
+def _reset_pool(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is broken:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
+
+
+def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None) -> str | None:
+    """Run ``snakescope.steps.<step>(**kwargs)``, logging to ``log_path``.
+
+    Returns None on success or a one-line error message (the traceback goes to
+    the log). Runs in a worker process, or inline.
+    """
+    from . import steps
+    from .errors import InputError
+
+    logger = logging.getLogger("snakescope")
+    logger.setLevel(logging.INFO)
+    handler: logging.Handler | None = None
+    if log_path:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    try:
+        logger.info("step %s", step)
+        getattr(steps, step)(**kwargs)
+        return None
+    except InputError as exc:
+        logger.error("%s\n%s", exc, traceback.format_exc())
+        return str(exc)
+    except Exception as exc:  # unexpected: still one line on the console, traceback in the log
+        logger.error("unexpected error\n%s", traceback.format_exc())
+        first = " ".join(str(exc).split())[:300]
+        return f"{step}: {type(exc).__name__}: {first} (full traceback in {log_path or 'the log'})"
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, workers: int = 1) -> None:
+    """Run a step in the warm pool (or inline when ``workers`` is 0) and wait.
+
+    Raises
+    ------
+    StepError
+        With a one-line message when the step failed.
+    """
+    if workers <= 0 or os.environ.get("SNAKESCOPE_INLINE") == "1":
+        message = execute(step, dict(kwargs), log)
+    else:
+        pool = _get_pool(workers)
+        try:
+            message = pool.submit(execute, step, dict(kwargs), log).result()
+        except BrokenProcessPool:
+            _reset_pool(pool)
+            message = (f"{step}: the worker process died (killed, out of memory or crashed); "
+                       f"see {log or 'the log'} and rerun")
+    if message:
+        raise StepError(message)

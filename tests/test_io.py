@@ -1,0 +1,148 @@
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from snakescope import io
+from snakescope.errors import InputError
+
+
+def test_imagej_hyperstack_roundtrip_keeps_axes_and_calibration(tmp_path):
+    data = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
+    path = tmp_path / "a.tif"
+    io.write_stack(path, data, axes="TCYX", pixel_size_um=0.5, frame_interval_s=30)
+    img = io.read_image(path, channels=["a", "b", "c"])
+    assert img.data.shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(img.data, data)
+    assert img.pixel_size_um == pytest.approx(0.5)
+    assert img.frame_interval_s == pytest.approx(30)
+    np.testing.assert_array_equal(img.channel("b"), data[:, 1])
+
+
+def test_plain_2d_tiff_is_one_frame_one_channel(tmp_path):
+    path = tmp_path / "p.tif"
+    tifffile.imwrite(path, np.ones((6, 7), np.uint8))
+    img = io.read_image(path)
+    assert img.data.shape == (1, 1, 6, 7)
+    assert img.channels == ["ch0"]
+    assert img.pixel_size_um is None
+
+
+def test_axes_override_reorders_to_tcyx(tmp_path):
+    data = np.zeros((4, 5, 2), np.uint16)  # Y X C
+    data[..., 1] = 7
+    path = tmp_path / "yxc.tif"
+    tifffile.imwrite(path, data, photometric="minisblack", planarconfig="contig")
+    img = io.read_image(path, axes="YXC")
+    assert img.data.shape == (1, 2, 4, 5)
+    assert (img.data[0, 1] == 7).all()
+
+
+def test_plain_3d_without_axes_asks_for_axes(tmp_path):
+    path = tmp_path / "q.tif"
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
+    with pytest.raises(InputError, match="set the dataset's 'axes'"):
+        io.read_image(path)
+
+
+@pytest.mark.parametrize("axes", ["TYX", "CYX", "TCYX"])
+def test_axes_not_matching_shape(tmp_path, axes):
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16))
+    with pytest.raises(InputError, match="letters but the image has 2 dimensions"):
+        io.read_image(path, axes=axes)
+
+
+def test_channel_count_mismatch_names_config_key(tmp_path):
+    path = tmp_path / "c.tif"
+    io.write_stack(path, np.zeros((2, 8, 8), np.uint16), axes="CYX")
+    with pytest.raises(InputError, match="'channels'"):
+        io.read_image(path, channels=["only_one"])
+
+
+def test_unknown_channel_name(tmp_path):
+    path = tmp_path / "c.tif"
+    io.write_stack(path, np.zeros((2, 8, 8), np.uint16), axes="CYX")
+    img = io.read_image(path, channels=["dna", "erk"])
+    with pytest.raises(InputError, match="channel 'akt' is not one of"):
+        img.channel("akt")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a tiff", b"II*\x00\x08\x00\x00\x00\x10\x00"])
+def test_corrupt_files_give_input_error(tmp_path, content):
+    path = tmp_path / "bad.tif"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="bad.tif"):
+        io.read_image(path)
+
+
+def test_truncated_tiff(tmp_path):
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).integers(0, 999, (4, 64, 64), dtype=np.uint16),
+                     imagej=True, metadata={"axes": "TYX"})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="t.tif"):
+        io.read_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        io.read_image(tmp_path / "nope.tif")
+
+
+def test_nan_float_image_rejected(tmp_path):
+    path = tmp_path / "f.tif"
+    a = np.ones((5, 5), np.float32)
+    a[2, 2] = np.nan
+    tifffile.imwrite(path, a)
+    with pytest.raises(InputError, match="NaN"):
+        io.read_image(path)
+
+
+def test_rgb_image_rejected_with_hint(tmp_path):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InputError, match="RGB"):
+        io.read_image(path)
+
+
+def test_uint32_labels_roundtrip(tmp_path):
+    labels = np.zeros((1, 4, 4), np.uint32)
+    labels[0, 0, 0] = 70000
+    path = tmp_path / "l.tif"
+    io.write_stack(path, labels, axes="TYX", pixel_size_um=0.3)
+    back, md = io.read_stack(path)
+    assert back.dtype == np.uint32 and back.shape == (1, 4, 4)
+    assert back[0, 0, 0] == 70000
+    assert md.pixel_size_um == pytest.approx(0.3)
+
+
+def test_write_is_atomic_on_failure(tmp_path):
+    target = tmp_path / "x.csv"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            open(tmp, "w").write("partial")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_are_byte_identical(tmp_path):
+    data = np.arange(64, dtype=np.uint16).reshape(1, 8, 8)
+    io.write_stack(tmp_path / "a.tif", data, axes="TYX", pixel_size_um=0.65, frame_interval_s=270)
+    io.write_stack(tmp_path / "b.tif", data, axes="TYX", pixel_size_um=0.65, frame_interval_s=270)
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    df = pd.DataFrame({"a": [1.0 / 3, 2.0], "b": ["x", "y"]})
+    io.write_table(df, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text() == "a,b\n0.333333,x\n2,y\n"
+
+
+def test_label_dtype():
+    assert io.label_dtype(65535) == np.uint16
+    assert io.label_dtype(65536) == np.uint32
+
+
+def test_image_name():
+    assert io.image_name("a/b/field 01.ome.tif") == "field 01"
+    assert io.image_name("x.TIFF") == "x"

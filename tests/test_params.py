@@ -1,0 +1,58 @@
+import pytest
+
+from snakescope import params
+from snakescope.errors import InputError
+
+
+@pytest.mark.parametrize(
+    "value, pixel, expected",
+    [(10, None, 10.0), (6.5, 0.65, 10.0), ("7px", 0.65, 7.0), ("1.3um", 0.65, 2.0), ("2 µm", 0.5, 4.0), (None, 1, None)],
+)
+def test_to_px(value, pixel, expected):
+    assert params.to_px(value, pixel_size_um=pixel, key="k") == pytest.approx(expected) if expected else \
+        params.to_px(value, pixel_size_um=pixel, key="k") is None
+
+
+def test_um_without_calibration_names_key():
+    with pytest.raises(InputError, match="config key segment.diameter: '3um' is in µm"):
+        params.to_px("3um", pixel_size_um=None, key="segment.diameter")
+
+
+def test_garbage_length_names_key():
+    with pytest.raises(InputError, match="config key a.b"):
+        params.to_px("three", pixel_size_um=None, key="a.b")
+
+
+def test_defaults_follow_diameter(segment_defaults):
+    seg = segment_defaults(diameter=24)
+    sm = params.smooth_params(seg["smooth"], diameter=24, pixel_size_um=None)
+    assert sm == {"method": "gaussian", "size_px": pytest.approx(2.0)}
+    th = params.threshold_params(seg["threshold"], diameter=24, pixel_size_um=None)
+    assert th["block_size_px"] == pytest.approx(72) and th["method"] == "otsu"
+    sp = params.split_params(seg["split"], seg["refine"], diameter=24, pixel_size_um=None)
+    assert sp["min_distance_px"] == pytest.approx(9.6)
+    assert sp["min_diameter_px"] == pytest.approx(9.6) and sp["max_diameter_px"] == pytest.approx(72)
+
+
+def test_calibrated_diameter_in_um(segment_defaults):
+    seg = segment_defaults(diameter=13)
+    sm = params.smooth_params(seg["smooth"], diameter=13, pixel_size_um=0.65)
+    assert sm["size_px"] == pytest.approx(20 / 12)
+
+
+def test_explicit_values_win(segment_defaults):
+    seg = segment_defaults(diameter=20, refine={"min_diameter": "5px", "max_diameter": 30}, split={"min_distance": 3})
+    sp = params.split_params(seg["split"], seg["refine"], diameter=20, pixel_size_um=None)
+    assert (sp["min_diameter_px"], sp["max_diameter_px"], sp["min_distance_px"]) == (5, 30, 3)
+
+
+def test_min_above_max_rejected(segment_defaults):
+    seg = segment_defaults(diameter=20, refine={"min_diameter": 50, "max_diameter": 30})
+    with pytest.raises(InputError, match="min_diameter/max_diameter"):
+        params.refine_params(seg["refine"], diameter=20, pixel_size_um=None)
+
+
+def test_zero_diameter_rejected(segment_defaults):
+    seg = segment_defaults()
+    with pytest.raises(InputError, match="segment.diameter: must be > 0"):
+        params.smooth_params(seg["smooth"], diameter=0, pixel_size_um=None)

@@ -1,0 +1,146 @@
+# Helpers shared by the rule files: config validation, dataset/image discovery,
+# parameter lookup and the call into the warm worker pool (snakescope.runner).
+# Rule files stay declarative: named input/output/params/log/benchmark and a
+# one-line run: block calling one library step by name.
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+import yaml
+
+import snakescope
+from snakescope import io as sio
+from snakescope import runner
+from snakescope.config import check_config
+from snakescope.errors import InputError
+
+
+def _fail(message):
+    """Stop the workflow with one line naming the config key or file (no traceback)."""
+    print(f"snakescope error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+try:
+    with open(SCHEMA) as fh:
+        check_config(config, yaml.safe_load(fh))
+except InputError as exc:
+    _fail(str(exc))
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_-]+",
+    image=r"[^/]+",
+
+
+def _discover(name, ds):
+    """Map image name -> path for one dataset."""
+    images = ds["images"]
+    if isinstance(images, str):
+        found = glob_wildcards(images).image
+        if not found:
+            _fail(
+                f"config key datasets.{name}.images: pattern {images!r} matches no file; "
+                "check the path (relative to the directory you run snakemake in)"
+            )
+        return {i: images.format(image=i) for i in sorted(set(found))}
+    out = {}
+    for path in images:
+        key = sio.image_name(path)
+        if key in out:
+            _fail(
+                f"config key datasets.{name}.images: two files named {key!r} ({out[key]}, {path}); "
+                "rename one, image names must be unique within a dataset"
+            )
+        out[key] = path
+    return out
+
+
+DATASETS = {name: _discover(name, ds) for name, ds in config["datasets"].items()}
+
+
+def images(dataset):
+    """Sorted image names of a dataset."""
+    return sorted(DATASETS[dataset])
+
+
+def image_path(wildcards):
+    """Input function: the raw image file of {dataset}/{image}."""
+    try:
+        return DATASETS[wildcards.dataset][wildcards.image]
+    except KeyError:
+        _fail(f"image {wildcards.image!r} is not in dataset {wildcards.dataset!r}")
+
+
+def ground_truth_path(wildcards):
+    """Input function: the ground-truth label image of {dataset}/{image}."""
+    return config["datasets"][wildcards.dataset]["ground_truth"].format(image=wildcards.image)
+
+
+def per_image(pattern):
+    """Input function: ``pattern`` expanded over every image of {dataset}."""
+
+    def inputs(wildcards):
+        return expand(pattern, dataset=wildcards.dataset, image=images(wildcards.dataset))
+
+    return inputs
+
+
+def example_files():
+    """Every file the example generator writes (outputs of rule example)."""
+    from snakescope.synthetic import example_files as files
+
+    return [str(p) for p in files(config["example"]["outdir"])]
+
+
+def reading(wildcards):
+    """Params function: how to read the raw images of {dataset}."""
+    ds = config["datasets"][wildcards.dataset]
+    return {k: ds[k] for k in ("axes", "channels", "pixel_size_um", "frame_interval_s")}
+
+
+def segment_key(key):
+    """Params function: datasets/{dataset}/segment/<key> from the config."""
+    return lookup(dpath="datasets/{dataset}/segment/" + key, within=config)
+
+
+_code_cache = {}
+
+
+def code_version(*modules):
+    """Hash of the library modules a step runs: changing their code reruns the step
+    (Snakemake's own code trigger only sees the run: block)."""
+    key = tuple(sorted(set(modules) | {"steps", "io", "runner"}))
+    if key not in _code_cache:
+        h = hashlib.sha256()
+        root = Path(snakescope.__file__).parent
+        for m in key:
+            h.update((root / f"{m}.py").read_bytes())
+        _code_cache[key] = h.hexdigest()[:16]
+    return _code_cache[key]
+
+
+def step(name, input, output, params, log):
+    """Run snakescope.steps.<name> with the rule's named input/output/params as
+    keyword arguments, in the warm worker pool; one-line error on failure."""
+    kwargs = {**dict(input.items()), **dict(output.items())}
+    kwargs.update({k: v for k, v in params.items() if k != "code"})
+    runner.run(name, kwargs, log=log[0] if log else None, workers=workflow.cores)
+
+
+def all_targets():
+    """Every final output of every dataset."""
+    targets = []
+    for name in config["datasets"]:
+        targets += expand("results/{dataset}/labels/{image}.tif", dataset=name, image=images(name))
+        if config["datasets"][name]["ground_truth"]:
+            targets.append(f"results/{name}/validation/segmentation.csv")
+    return targets

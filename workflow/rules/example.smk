@@ -1,0 +1,14 @@
+# The embedded synthetic example with ground truth (snakescope.synthetic).
+
+
+rule example:
+    output:
+        files=example_files(),
+    params:
+        outdir=lookup(dpath="example/outdir", within=config),
+        seed=lookup(dpath="example/seed", within=config),
+        code=code_version("synthetic"),
+    log:
+        "results/logs/example.log",
+    run:
+        step("example", input, output, params, log)

@@ -1,0 +1,32 @@
+# Validation against ground-truth labels (datasets with `ground_truth`).
+
+
+rule validate_segmentation:
+    input:
+        labels=rules.label.output.labels,
+        truth=ground_truth_path,
+    output:
+        scores="results/{dataset}/validation/segmentation/{image}.csv",
+    params:
+        image="{image}",
+        code=code_version("validate"),
+    log:
+        "results/{dataset}/logs/validate_segmentation/{image}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/validate_segmentation/{image}.tsv"
+    run:
+        step("validate_segmentation", input, output, params, log)
+
+
+rule validation_summary:
+    input:
+        tables=per_image(rules.validate_segmentation.output.scores),
+    output:
+        summary="results/{dataset}/validation/segmentation.csv",
+    params:
+        dataset="{dataset}",
+        code=code_version("validate"),
+    log:
+        "results/{dataset}/logs/validation_summary.log",
+    run:
+        step("summarise_validation", input, output, params, log)
