@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -82,8 +83,10 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None) -
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logger.addHandler(handler)
     try:
-        logger.info("step %s", step)
+        logger.info("step %s (pid %d)", step, os.getpid())
+        start = time.perf_counter()
         getattr(steps, step)(**kwargs)
+        logger.info("done in %.3f s", time.perf_counter() - start)
         return None
     except InputError as exc:
         logger.error("%s\n%s", exc, traceback.format_exc())

@@ -45,7 +45,8 @@ def _discover(name, ds):
     """Map image name -> path for one dataset."""
     images = ds["images"]
     if isinstance(images, str):
-        found = glob_wildcards(images).image
+        # {image} matches within one folder (not sub-folders such as gt/)
+        found = [i for i in glob_wildcards(images).image if "/" not in i]
         if not found:
             _fail(
                 f"config key datasets.{name}.images: pattern {images!r} matches no file; "

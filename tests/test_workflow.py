@@ -1,0 +1,206 @@
+"""The real workflow on tiny datasets in temp directories."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from workflow_utils import ROOT, files_under, planned_jobs, run_snakemake, tiny_nuclei, write_dataset
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One completed run of the tiny dataset (2 stills... as TCYX with 2 frames)."""
+    work = tmp_path_factory.mktemp("wf")
+    config = write_dataset(work, n_images=2, n_frames=2)
+    result = run_snakemake(work, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, config
+
+
+def test_labels_are_imagej_hyperstacks_with_calibration(finished):
+    work, _ = finished
+    path = work / "results/tiny/labels/img0.tif"
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        assert tif.series[0].axes == "TYX"
+        labels = tif.series[0].asarray()
+        assert labels.dtype == np.uint16
+        assert tif.imagej_metadata.get("unit") in ("um", "micron")
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert num / den == pytest.approx(2.0)
+    assert labels.shape == (2, 64, 64)
+    assert [len(np.unique(f)) - 1 for f in labels] == [4, 4]
+
+
+def test_threshold_table_and_validation(finished):
+    work, _ = finished
+    thr = pd.read_csv(work / "results/tiny/threshold/img1.csv")
+    assert list(thr.columns) == ["image", "frame", "method", "scope", "threshold", "foreground_fraction"]
+    assert len(thr) == 2 and (thr.threshold > 100).all() and (thr.threshold < 800).all()
+    summary = pd.read_csv(work / "results/tiny/validation/segmentation.csv")
+    at50 = summary[(summary.image == "ALL") & np.isclose(summary.iou_threshold, 0.5)].iloc[0]
+    assert at50.f1 == 1.0 and at50.n_true == 16
+    assert set(summary.image) == {"img0", "img1", "ALL"}
+
+
+def test_nothing_to_do_after_completion(finished):
+    work, config = finished
+    result = run_snakemake(work, config, "-n")
+    assert result.returncode == 0
+    assert planned_jobs(result) == {}, result.stdout
+
+
+def test_param_change_reruns_step_and_downstream_only(finished):
+    work, config = finished
+    changed = {**config}
+    changed["datasets"]["tiny"]["segment"]["threshold"] = {"method": "li"}
+    result = run_snakemake(work, changed, "-n")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result)
+    assert jobs.get("threshold") == 2 and jobs.get("refine") == 2 and jobs.get("label") == 2
+    assert "smooth" not in jobs
+    changed["datasets"]["tiny"]["segment"].pop("threshold")
+    changed["datasets"]["tiny"]["segment"]["split"] = {"method": "none"}
+    jobs = planned_jobs(run_snakemake(work, changed, "-n"))
+    assert jobs.get("label") == 2 and not {"smooth", "threshold", "refine"} & set(jobs)
+    changed["datasets"]["tiny"]["segment"].pop("split")
+
+
+def test_code_change_reruns_the_step(tmp_path):
+    """Editing a library module the step uses reruns it (not only the run: block)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "results", ".snakemake", ".git",
+                                                              "resources", "__pycache__", ".pytest_cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    config = write_dataset(work, n_images=1)
+    env = {"PYTHONPATH": str(copy)}
+    assert run_snakemake(work, config, root=copy, env=env).returncode == 0
+    assert planned_jobs(run_snakemake(work, config, "-n", root=copy, env=env)) == {}
+    validate_py = copy / "snakescope" / "validate.py"
+    validate_py.write_text(validate_py.read_text() + "\n# a change\n")
+    jobs = planned_jobs(run_snakemake(work, config, "-n", root=copy, env=env))
+    assert jobs.get("validate_segmentation") == 1 and "smooth" not in jobs and "label" not in jobs
+
+
+def test_empty_and_constant_images_give_empty_labels(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    tifffile.imwrite(data / "zeros.tif", np.zeros((32, 32), np.uint16))
+    tifffile.imwrite(data / "const.tif", np.full((32, 32), 500, np.uint16))
+    noise = np.random.default_rng(0).normal(100, 5, (32, 32)).clip(0).astype(np.uint16)
+    tifffile.imwrite(data / "noise.tif", noise)
+    config = {"datasets": {"blank": {"images": str(data / "{image}.tif"), "segment": {"diameter": 8}}}}
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("zeros", "const"):
+        labels = tifffile.imread(tmp_path / f"results/blank/labels/{name}.tif")
+        assert labels.shape == (32, 32) and labels.max() == 0
+
+
+def _bad_run(tmp_path, config):
+    result = run_snakemake(tmp_path, config)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" not in out
+    return out
+
+
+def _no_outputs(tmp_path):
+    results = tmp_path / "results"
+    if not results.exists():
+        return True
+    produced = [p for p in results.rglob("*") if p.is_file() and p.suffix in (".tif", ".csv")]
+    return produced == []
+
+
+def test_missing_image_file(tmp_path):
+    config = {"datasets": {"d": {"images": [str(tmp_path / "absent.tif")], "segment": {"diameter": 8}}}}
+    out = _bad_run(tmp_path, config)
+    assert "absent.tif" in out and "Missing input files" in out
+    assert _no_outputs(tmp_path)
+
+
+def test_pattern_matching_nothing(tmp_path):
+    config = {"datasets": {"d": {"images": str(tmp_path / "nothing/{image}.tif"), "segment": {"diameter": 8}}}}
+    out = _bad_run(tmp_path, config)
+    assert "config key datasets.d.images" in out and "matches no file" in out
+
+
+def test_corrupt_tiff(tmp_path):
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage" * 10)
+    config = {"datasets": {"d": {"images": [str(tmp_path / "broken.tif")], "segment": {"diameter": 8}}}}
+    out = _bad_run(tmp_path, config)
+    assert "broken.tif" in out and "re-export" in out
+    assert _no_outputs(tmp_path)
+    log = (tmp_path / "results/d/logs/smooth/broken.log").read_text()
+    assert "Traceback" in log  # the full traceback goes to the rule's log
+
+
+def test_axes_not_matching_data(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    config["datasets"]["tiny"]["axes"] = "YX"
+    out = _bad_run(tmp_path, config)
+    assert "axes 'YX' has 2 letters but the image has 3 dimensions" in out
+    assert _no_outputs(tmp_path)
+
+
+def test_channel_not_in_channels(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    config["datasets"]["tiny"]["segment"]["channel"] = "dapi"
+    out = _bad_run(tmp_path, config)
+    assert "channel 'dapi' is not one of the image's channels ['nucleus', 'erk']" in out
+    assert _no_outputs(tmp_path)
+
+
+def test_unknown_threshold_method(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    config["datasets"]["tiny"]["segment"]["threshold"] = {"method": "magic"}
+    out = _bad_run(tmp_path, config)
+    assert "config key datasets.tiny.segment.threshold.method: 'magic' is not one of" in out
+    assert _no_outputs(tmp_path)
+
+
+def test_unknown_config_key(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    config["datasets"]["tiny"]["segmentation"] = {}
+    out = _bad_run(tmp_path, config)
+    assert "config key datasets.tiny.segmentation: unknown key" in out
+
+
+def test_ground_truth_shape_mismatch(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    tifffile.imwrite(tmp_path / "data/gt/img0.tif", np.zeros((10, 10), np.uint16))
+    out = _bad_run(tmp_path, config)
+    assert "ground truth has shape" in out
+    assert not (tmp_path / "results/tiny/validation/segmentation/img0.csv").exists()
+
+
+def test_several_datasets_each_with_own_parameters(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    other = dict(config["datasets"]["tiny"])
+    other["segment"] = {"channel": "nucleus", "diameter": 8, "split": {"method": "none"}}
+    config["datasets"]["merged"] = other
+    result = run_snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    split = tifffile.imread(tmp_path / "results/tiny/labels/img0.tif")
+    merged = tifffile.imread(tmp_path / "results/merged/labels/img0.tif")
+    assert len(np.unique(split)) - 1 == 4 and len(np.unique(merged)) - 1 == 3  # two disks touch
+
+
+def test_reruns_are_byte_identical(tmp_path):
+    config = write_dataset(tmp_path, n_images=1, n_frames=2)
+    assert run_snakemake(tmp_path, config).returncode == 0
+    first = files_under(tmp_path / "results")
+    shutil.rmtree(tmp_path / "results")
+    assert run_snakemake(tmp_path, config).returncode == 0
+    second = files_under(tmp_path / "results")
+    keys = [k for k in first if k.endswith((".tif", ".csv"))]
+    assert keys and all(first[k] == second[k] for k in keys)
