@@ -148,7 +148,7 @@ def _pixel_size_from_tiff(tif: tifffile.TiffFile) -> float | None:
             u = unit.group(1) if unit else "µm"
             scale = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}.get(u)
             if scale is not None and value > 0:
-                return value * scale
+                return float(f"{value * scale:.6g}")
     if "XResolution" not in tags:
         return None
     num, den = tags["XResolution"].value
@@ -168,7 +168,8 @@ def _pixel_size_from_tiff(tif: tifffile.TiffFile) -> float | None:
         return None
     if unit == "inch" and px_per_unit in (72.0, 96.0, 300.0):
         return None  # screen/print resolution written by default, not a calibration
-    return factors[unit] / px_per_unit
+    # 6 significant digits: undo the rounding of the rational resolution tag
+    return float(f"{factors[unit] / px_per_unit:.6g}")
 
 
 def _interval_from_tiff(tif: tifffile.TiffFile) -> float | None:
