@@ -4,7 +4,14 @@
 # (warm worker pool behind one-line run: blocks) and the default config file.
 
 include: "workflow/rules/common.smk"
-#EX include: "workflow/rules/example.smk"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_-]+",
+    image=r"[^/]+",
+
+
+include: "workflow/rules/example.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/validate.smk"
 

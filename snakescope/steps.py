@@ -30,11 +30,15 @@ def _read(image: str, reading: Mapping[str, Any]) -> io.Image:
     )
 
 
-def example(*, outdir: str, seed: int = 0) -> None:
-    """Generate the embedded synthetic example under ``outdir``."""
+def example(*, files: Sequence[str], outdir: str, seed: int) -> None:
+    """Generate the embedded synthetic example under ``outdir`` (``files`` are the
+    outputs the workflow expects; a mismatch is a bug and fails loudly)."""
     from . import synthetic
 
     paths = synthetic.write_example(outdir, seed=seed)
+    missing = sorted(set(map(str, files)) - set(map(str, paths)))
+    if missing:
+        raise RuntimeError(f"example generator did not write {missing}")
     log.info("wrote %d example files under %s", len(paths), outdir)
 
 

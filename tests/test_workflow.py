@@ -204,3 +204,11 @@ def test_reruns_are_byte_identical(tmp_path):
     second = files_under(tmp_path / "results")
     keys = [k for k in first if k.endswith((".tif", ".csv"))]
     assert keys and all(first[k] == second[k] for k in keys)
+
+
+def test_lint_is_clean():
+    import subprocess
+    from workflow_utils import SNAKEMAKE
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr

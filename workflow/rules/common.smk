@@ -1,5 +1,5 @@
-# Helpers shared by the rule files: config validation, dataset/image discovery,
-# parameter lookup and the call into the warm worker pool (snakescope.runner).
+# Helpers shared by all rule files (config validation, dataset and image discovery,
+# parameter lookup) and the call into the warm worker pool (snakescope.runner).
 # Rule files stay declarative: named input/output/params/log/benchmark and a
 # one-line run: block calling one library step by name.
 
@@ -34,11 +34,6 @@ try:
 except InputError as exc:
     _fail(str(exc))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-
-
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9_-]+",
-    image=r"[^/]+",
 
 
 def _discover(name, ds):
@@ -102,6 +97,11 @@ def example_files():
     return [str(p) for p in files(config["example"]["outdir"])]
 
 
+def example_outdir(wildcards, output):
+    """Params function: the folder holding every output of rule example."""
+    return os.path.commonpath(list(output))
+
+
 def reading(wildcards):
     """Params function: how to read the raw images of {dataset}."""
     ds = config["datasets"][wildcards.dataset]
@@ -110,7 +110,7 @@ def reading(wildcards):
 
 def segment_key(key):
     """Params function: datasets/{dataset}/segment/<key> from the config."""
-    return lookup(dpath="datasets/{dataset}/segment/" + key, within=config)
+    return lookup(dpath=f"datasets/{{dataset}}/segment/{key}", within=config)
 
 
 _code_cache = {}

@@ -5,7 +5,7 @@ rule example:
     output:
         files=example_files(),
     params:
-        outdir=lookup(dpath="example/outdir", within=config),
+        outdir=example_outdir,
         seed=lookup(dpath="example/seed", within=config),
         code=code_version("synthetic"),
     log:
