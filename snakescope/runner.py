@@ -65,11 +65,63 @@ def _reset_pool(broken: ProcessPoolExecutor) -> None:
             _pool = None
 
 
-def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None) -> str | None:
+#: Columns of a benchmark record (those of Snakemake's ``benchmark:`` files that
+#: a worker can measure for its own step).
+BENCHMARK_COLUMNS = ("s", "h:m:s", "max_rss", "cpu_time", "io_in", "io_out")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory (MiB) since the last reset (VmHWM), NaN if unknown."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _io_mb() -> tuple[float, float]:
+    try:
+        with open("/proc/self/io") as fh:
+            values = dict(line.split(": ") for line in fh.read().splitlines())
+        return int(values["read_bytes"]) / 2**20, int(values["write_bytes"]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return float("nan"), float("nan")
+
+
+def write_benchmark(path: str, *, seconds: float, max_rss_mb: float, cpu_s: float, io_in_mb: float,
+                    io_out_mb: float) -> None:
+    """Write one benchmark record (tab-separated, Snakemake's column names) atomically."""
+    from .io import atomic_path
+
+    h, rem = divmod(int(seconds), 3600)
+    m, sec = divmod(rem, 60)
+    row = [f"{seconds:.4f}", f"{h}:{m:02d}:{sec:02d}", f"{max_rss_mb:.2f}", f"{cpu_s:.4f}",
+           f"{io_in_mb:.2f}", f"{io_out_mb:.2f}"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("\t".join(BENCHMARK_COLUMNS) + "\n" + "\t".join(row) + "\n")
+
+
+def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
+            benchmark_path: str | None = None) -> str | None:
     """Run ``snakescope.steps.<step>(**kwargs)``, logging to ``log_path``.
 
     Returns None on success or a one-line error message (the traceback goes to
-    the log). Runs in a worker process, or inline.
+    the log). With ``benchmark_path``, writes the step's wall time, CPU time,
+    peak RSS (reset before the step) and I/O there. Runs in a worker process, or inline.
     """
     from . import steps
     from .errors import InputError
@@ -84,9 +136,19 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None) -
         logger.addHandler(handler)
     try:
         logger.info("step %s (pid %d)", step, os.getpid())
+        peak_ok = _reset_peak_rss()
+        io0 = _io_mb()
+        cpu0 = time.process_time()
         start = time.perf_counter()
         getattr(steps, step)(**kwargs)
-        logger.info("done in %.3f s", time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+        io1 = _io_mb()
+        rss = _peak_rss_mb() if peak_ok else float("nan")
+        logger.info("done in %.3f s (cpu %.3f s, peak rss %.1f MiB)", seconds, cpu, rss)
+        if benchmark_path:
+            write_benchmark(benchmark_path, seconds=seconds, max_rss_mb=rss, cpu_s=cpu,
+                            io_in_mb=io1[0] - io0[0], io_out_mb=io1[1] - io0[1])
         return None
     except InputError as exc:
         logger.error("%s\n%s", exc, traceback.format_exc())
@@ -101,7 +163,8 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None) -
             handler.close()
 
 
-def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, workers: int = 1) -> None:
+def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, benchmark: str | None = None,
+        workers: int = 1) -> None:
     """Run a step in the warm pool (or inline when ``workers`` is 0) and wait.
 
     Raises
@@ -110,11 +173,11 @@ def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, workers
         With a one-line message when the step failed.
     """
     if workers <= 0 or os.environ.get("SNAKESCOPE_INLINE") == "1":
-        message = execute(step, dict(kwargs), log)
+        message = execute(step, dict(kwargs), log, benchmark)
     else:
         pool = _get_pool(workers)
         try:
-            message = pool.submit(execute, step, dict(kwargs), log).result()
+            message = pool.submit(execute, step, dict(kwargs), log, benchmark).result()
         except BrokenProcessPool:
             _reset_pool(pool)
             message = (f"{step}: the worker process died (killed, out of memory or crashed); "

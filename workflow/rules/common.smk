@@ -131,10 +131,15 @@ def code_version(*modules):
 
 def step(name, input, output, params, log):
     """Run snakescope.steps.<name> with the rule's named input/output/params as
-    keyword arguments, in the warm worker pool; one-line error on failure."""
+    keyword arguments, in the warm worker pool; one-line error on failure.
+
+    The worker writes the step's log (log.step) and its benchmark record
+    (log.benchmark: wall/CPU time, peak RSS of the step, I/O). Snakemake's own
+    benchmark: directive would measure the whole Snakemake process tree with
+    psutil for every job, which costs more than the steps themselves here."""
     kwargs = {**dict(input.items()), **dict(output.items())}
     kwargs.update({k: v for k, v in params.items() if k != "code"})
-    runner.run(name, kwargs, log=log[0] if log else None, workers=workflow.cores)
+    runner.run(name, kwargs, log=log.step, benchmark=log.get("benchmark"), workers=workflow.cores)
 
 
 def all_targets():

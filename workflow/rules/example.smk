@@ -9,6 +9,6 @@ rule example:
         seed=lookup(dpath="example/seed", within=config),
         code=code_version("synthetic"),
     log:
-        "results/logs/example.log",
+        step="results/logs/example.log",
     run:
         step("example", input, output, params, log)

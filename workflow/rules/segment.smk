@@ -15,9 +15,8 @@ rule smooth:
         smooth=segment_key("smooth"),
         code=code_version("segment", "params"),
     log:
-        "results/{dataset}/logs/smooth/{image}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/smooth/{image}.tsv"
+        step="results/{dataset}/logs/smooth/{image}.log",
+        benchmark="results/{dataset}/benchmarks/smooth/{image}.tsv",
     run:
         step("smooth", input, output, params, log)
 
@@ -34,9 +33,8 @@ rule threshold:
         threshold=segment_key("threshold"),
         code=code_version("segment", "params"),
     log:
-        "results/{dataset}/logs/threshold/{image}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/threshold/{image}.tsv"
+        step="results/{dataset}/logs/threshold/{image}.log",
+        benchmark="results/{dataset}/benchmarks/threshold/{image}.tsv",
     run:
         step("threshold", input, output, params, log)
 
@@ -51,9 +49,8 @@ rule refine:
         refine=segment_key("refine"),
         code=code_version("segment", "params"),
     log:
-        "results/{dataset}/logs/refine/{image}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/refine/{image}.tsv"
+        step="results/{dataset}/logs/refine/{image}.log",
+        benchmark="results/{dataset}/benchmarks/refine/{image}.tsv",
     run:
         step("refine", input, output, params, log)
 
@@ -70,8 +67,7 @@ rule label:
         refine=segment_key("refine"),
         code=code_version("segment", "params"),
     log:
-        "results/{dataset}/logs/label/{image}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/label/{image}.tsv"
+        step="results/{dataset}/logs/label/{image}.log",
+        benchmark="results/{dataset}/benchmarks/label/{image}.tsv",
     run:
         step("label", input, output, params, log)

@@ -11,9 +11,8 @@ rule validate_segmentation:
         image="{image}",
         code=code_version("validate"),
     log:
-        "results/{dataset}/logs/validate_segmentation/{image}.log",
-    benchmark:
-        "results/{dataset}/benchmarks/validate_segmentation/{image}.tsv"
+        step="results/{dataset}/logs/validate_segmentation/{image}.log",
+        benchmark="results/{dataset}/benchmarks/validate_segmentation/{image}.tsv",
     run:
         step("validate_segmentation", input, output, params, log)
 
@@ -27,6 +26,6 @@ rule validation_summary:
         dataset="{dataset}",
         code=code_version("validate"),
     log:
-        "results/{dataset}/logs/validation_summary.log",
+        step="results/{dataset}/logs/validation_summary.log",
     run:
         step("summarise_validation", input, output, params, log)
