@@ -13,6 +13,7 @@ wildcard_constraints:
 
 include: "workflow/rules/example.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/measure.smk"
 include: "workflow/rules/validate.smk"
 
 

@@ -153,3 +153,30 @@ def split_params(split: Mapping[str, Any], refine: Mapping[str, Any], *, diamete
         "max_diameter_px": max_d,
         "clear_border": bool(refine["clear_border"]),
     }
+
+
+def ring_params(rings: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                prefix: str = "rings") -> dict:
+    """Keyword arguments of :func:`snakescope.rings.ring_labels` from the ``rings`` section."""
+    kwargs = {}
+    for name in ("inner", "width", "buffer"):
+        kwargs[f"{name}_px"] = to_px(rings[name], pixel_size_um=pixel_size_um, key=f"{prefix}.{name}")
+    if not kwargs["width_px"]:
+        raise InputError(f"config key {prefix}.width: must be > 0; give the ring width, e.g. '4px'")
+    return kwargs
+
+
+def background_params(background: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                      prefix: str = "rings.background") -> dict:
+    """Resolve a background section: keyword arguments of
+    :func:`snakescope.rings.subtract_background` plus ``exclude_distance_px``."""
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um)
+    radius = to_px(background["radius"], pixel_size_um=pixel_size_um, key=f"{prefix}.radius")
+    exclude = to_px(background["exclude_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.exclude_distance")
+    return {
+        "method": background["method"],
+        "value": float(background["value"]),
+        "percentile": float(background["percentile"]),
+        "radius_px": 3 * d if radius is None else radius,
+        "exclude_distance_px": d if exclude is None else exclude,
+    }

@@ -156,3 +156,241 @@ def summarise_validation(*, tables: Sequence[str], summary: str, dataset: str) -
 def module_path(name: str) -> Path:
     """Path of a snakescope module's source file (for code-change rerun triggers)."""
     return Path(__file__).with_name(f"{name}.py")
+
+
+def _labels_for(image: io.Image, labels_path: str) -> np.ndarray:
+    labels, _ = io.read_stack(labels_path)
+    if labels.shape != (image.data.shape[0],) + image.data.shape[2:]:
+        raise io.InputError(
+            f"{labels_path}: labels have shape {labels.shape} (TYX) but {image.path} has "
+            f"{image.data.shape[0]} frames of {image.data.shape[2:]}; delete the stale results and rerun"
+        )
+    return labels
+
+
+def _saturation(image: io.Image, saturation: float | None) -> float | None:
+    if saturation is not None:
+        return float(saturation)
+    if image.data.dtype.kind in "ui":
+        return float(np.iinfo(image.data.dtype).max)
+    return None
+
+
+def _frame_columns(table: pd.DataFrame, *, image: str, frame: int, interval: float | None) -> pd.DataFrame:
+    table.insert(0, "image", image)
+    table.insert(1, "frame", frame)
+    table.insert(2, "time_s", frame * interval if interval else np.nan)
+    return table
+
+
+def measure(*, image: str, labels: str, measurements: str, name: str, reading: Mapping[str, Any],
+            saturation: float | None) -> None:
+    """Shape (px and µm) and per-channel intensity of every object in every frame."""
+    from . import measure as m
+
+    img = _read(image, reading)
+    lab = _labels_for(img, labels)
+    sat = _saturation(img, saturation)
+    tables = []
+    for t in range(lab.shape[0]):
+        channels = {ch: img.data[t, c] for c, ch in enumerate(img.channels)}
+        table = m.measure_objects(lab[t], channels, pixel_size_um=img.pixel_size_um, saturation_value=sat)
+        tables.append(_frame_columns(table, image=name, frame=t, interval=img.frame_interval_s))
+    out = pd.concat(tables, ignore_index=True)
+    log.info("%s: %d objects in %d frames; saturation at %s", name, len(out), lab.shape[0], sat)
+    io.write_table(out, measurements)
+
+
+def reporter_channels(channels: Sequence[str], segment_channel: str | None, reporters: Sequence[str] | None,
+                      *, path: str = "") -> list[str]:
+    """The channels whose C/N is computed: ``reporters`` or all but the segmentation channel."""
+    seg = segment_channel if segment_channel is not None else channels[0]
+    if reporters is None:
+        return [c for c in channels if c != seg]
+    for r in reporters:
+        if r not in channels:
+            raise io.InputError(
+                f"config key rings.reporters: channel '{r}' is not one of the image's channels {list(channels)}"
+                + (f" ({path})" if path else "") + "; fix rings.reporters or the dataset's channels"
+            )
+    return list(reporters)
+
+
+def rings(*, image: str, labels: str, ring_labels: str, ring_table: str, name: str,
+          reading: Mapping[str, Any], channel: str | None, diameter: float | str,
+          rings: Mapping[str, Any]) -> None:
+    """Cytoplasmic rings around every nucleus and cytoplasm/nucleus ratios per frame.
+
+    Writes the ring label stack (same ids as the nuclei) and a table with ring
+    statistics, background levels and ``cn_<reporter>`` per object and frame.
+    """
+    from scipy import ndimage as ndi
+
+    from . import rings as r
+    from . import segment as seg
+
+    img = _read(image, reading)
+    lab = _labels_for(img, labels)
+    reporters = reporter_channels(img.channels, channel, rings["reporters"], path=image)
+    ring_kwargs = params.ring_params(rings, diameter=diameter, pixel_size_um=img.pixel_size_um)
+    erosion_px = params.to_px(rings["nucleus_erosion"], pixel_size_um=img.pixel_size_um, key="rings.nucleus_erosion")
+    backgrounds = {
+        ch: params.background_params(
+            rings["background_per_channel"].get(ch, rings["background"]), diameter=diameter,
+            pixel_size_um=img.pixel_size_um,
+            prefix=f"rings.background_per_channel.{ch}" if ch in rings["background_per_channel"] else "rings.background")
+        for ch in img.channels
+    }
+    unknown = sorted(set(rings["background_per_channel"]) - set(img.channels))
+    if unknown:
+        raise io.InputError(
+            f"config key rings.background_per_channel: channel(s) {unknown} not in the image's channels "
+            f"{img.channels}; fix the names"
+        )
+    mask_cfg = rings["mask"]
+    if mask_cfg["channel"] is not None:
+        io.channel_index(img.channels, mask_cfg["channel"], path=image)
+    log.info("%s: reporters %s, ring %s, statistic %s", name, reporters, ring_kwargs, rings["statistic"])
+    ring_stack = np.zeros_like(lab)
+    tables = []
+    for t in range(lab.shape[0]):
+        nuclei = lab[t]
+        distance = None
+        corrected, levels = {}, {}
+        for c, ch in enumerate(img.channels):
+            bg = dict(backgrounds[ch])
+            exclude_px = bg.pop("exclude_distance_px")
+            exclude = None
+            if bg["method"] == "percentile":
+                if distance is None:
+                    distance = ndi.distance_transform_edt(nuclei == 0) if nuclei.any() else np.full(nuclei.shape, np.inf)
+                exclude = distance < max(exclude_px, 1.0)
+                if exclude.all():
+                    exclude = nuclei > 0  # cells fill the field: use all pixels outside nuclei
+            corrected[ch], levels[ch] = r.subtract_background(img.data[t, c], exclude=exclude, **bg)
+        allowed = None
+        if mask_cfg["channel"] is not None:
+            allowed, _ = seg.threshold(corrected[mask_cfg["channel"]], method=mask_cfg["method"],
+                                       value=mask_cfg["value"], correction=mask_cfg["correction"])
+        ring_stack[t] = r.ring_labels(nuclei, allowed=allowed, **ring_kwargs)
+        core, ring = nuclei, ring_stack[t]
+        if erosion_px:
+            core = r.erode_labels(nuclei, radius_px=erosion_px)
+            kept = np.zeros(int(nuclei.max()) + 1, dtype=bool)
+            kept[np.unique(core)] = True
+            ring = np.where(kept[ring], ring, 0)
+        table = r.ring_stats(core, ring, corrected, reporters=reporters,
+                             statistic=rings["statistic"], min_ring_px=rings["min_ring_px"])
+        if erosion_px:  # nuclei eroded away entirely: keep their rows with a reason
+            table = _restore_vanished(table, nuclei, reporters)
+        for ch in img.channels:
+            table[f"{ch}_background"] = levels[ch]
+        tables.append(_frame_columns(table, image=name, frame=t, interval=img.frame_interval_s))
+    out = pd.concat(tables, ignore_index=True)
+    io.write_stack(ring_labels, ring_stack, axes="TYX", pixel_size_um=img.pixel_size_um,
+                   frame_interval_s=img.frame_interval_s)
+    io.write_table(out, ring_table)
+
+
+def _restore_vanished(table: pd.DataFrame, nuclei: np.ndarray, reporters: Sequence[str]) -> pd.DataFrame:
+    """Add rows for nuclei that erosion removed (C/N NaN, reason nucleus_too_small)."""
+    present = np.unique(nuclei[nuclei > 0])
+    missing = np.setdiff1d(present, table["label"].to_numpy())
+    if not missing.size:
+        return table
+    extra = pd.DataFrame({"label": missing})
+    extra["cn_reason"] = "nucleus_too_small"
+    out = pd.concat([table, extra], ignore_index=True).sort_values("label", kind="stable")
+    out["ring_area_px"] = out["ring_area_px"].fillna(0).astype(int)
+    return out.reset_index(drop=True)
+
+
+def object_tables(*, measurements: Sequence[str], rings: Sequence[str], thresholds: Sequence[str],
+                  objects: str, images: str, dataset: str) -> None:
+    """Join measurements and rings of every image into the dataset's tidy tables.
+
+    ``objects``: one row per object per frame (measurements + ring columns).
+    ``images``: one row per image and frame: object count, threshold, mean area,
+    mean and median C/N of every reporter.
+    """
+    keys = ["image", "frame", "time_s", "label"]
+    parts = []
+    for m_path, r_path in zip(measurements, rings):
+        m, r = io.read_table(m_path), io.read_table(r_path)
+        if len(m) == 0:
+            parts.append(m)
+            continue
+        parts.append(m.merge(r, on=keys, how="left", validate="one_to_one"))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if "cn_reason" in table:
+        table["cn_reason"] = table["cn_reason"].fillna("")
+    table.insert(0, "dataset", dataset)
+    table = table.sort_values(["image", "frame", "label"], kind="stable")
+    io.write_table(table, objects)
+
+    frames = pd.concat([io.read_table(p) for p in thresholds], ignore_index=True)[["image", "frame", "threshold"]]
+    cn_cols = [c for c in table.columns if c.startswith("cn_") and c != "cn_reason"]
+    agg = {"n_objects": ("label", "size"), "mean_area_px": ("area_px", "mean"), "mean_area_um2": ("area_um2", "mean")}
+    for c in cn_cols:
+        agg[f"mean_{c}"] = (c, "mean")
+        agg[f"median_{c}"] = (c, "median")
+    per_frame = table.groupby(["image", "frame"], sort=True).agg(**agg).reset_index() if len(table) else \
+        pd.DataFrame(columns=["image", "frame", *agg])
+    summary = frames.merge(per_frame, on=["image", "frame"], how="left")
+    summary["n_objects"] = summary["n_objects"].fillna(0).astype(int)
+    summary.insert(0, "dataset", dataset)
+    io.write_table(summary.sort_values(["image", "frame"], kind="stable"), images)
+
+
+def validate_cn(*, labels: str, truth: str, ring_table: str, cn_truth: str, scores: str, image: str,
+                column: str, reporter: str | None, reporters: Sequence[str] | None = None) -> None:
+    """Compare the C/N of each detected nucleus with the ground truth of its
+    matched (IoU ≥ 0.5, one-to-one) true nucleus. Writes one row per matched object."""
+    pred, _ = io.read_stack(labels)
+    gt, _ = io.read_stack(truth)
+    rings_t = io.read_table(ring_table)
+    true_cn = io.read_table(cn_truth)
+    cn_cols = [c for c in rings_t.columns if c.startswith("cn_") and c != "cn_reason"]
+    if not cn_cols:
+        raise io.InputError(f"{ring_table}: no cn_ columns; set rings.reporters")
+    col = f"cn_{reporter}" if reporter else cn_cols[0]
+    if col not in rings_t.columns:
+        raise io.InputError(f"config key ground_truth_cn.reporter: {reporter!r} has no C/N column (have {cn_cols})")
+    for needed in ("frame", "label", column):
+        if needed not in true_cn.columns:
+            raise io.InputError(f"{cn_truth}: no column '{needed}'; fix ground_truth_cn.column or the table")
+    rows = []
+    for t in range(pred.shape[0]):
+        matches = validate.match(gt[t], pred[t])
+        matches = matches[matches["iou"] >= 0.5]
+        matches.insert(0, "frame", t)
+        rows.append(matches)
+    matched = pd.concat(rows, ignore_index=True)
+    matched = matched.merge(true_cn[["frame", "label", column]].rename(columns={"label": "true_label", column: "cn_true"}),
+                            on=["frame", "true_label"], how="left")
+    matched = matched.merge(rings_t[["frame", "label", col]].rename(columns={"label": "pred_label", col: "cn_measured"}),
+                            on=["frame", "pred_label"], how="left")
+    matched["rel_error"] = (matched["cn_measured"] - matched["cn_true"]) / matched["cn_true"]
+    matched.insert(0, "image", image)
+    matched.insert(1, "reporter", col[3:])
+    io.write_table(matched, scores)
+
+
+def summarise_cn(*, tables: Sequence[str], summary: str, dataset: str) -> None:
+    """Median absolute relative error and correlation of C/N, per image and pooled."""
+    matched = pd.concat([io.read_table(p) for p in tables], ignore_index=True)
+    rows = []
+    for name, g in list(matched.groupby("image", sort=True)) + [("ALL", matched)]:
+        ok = g.dropna(subset=["cn_true", "cn_measured"])
+        rows.append({
+            "dataset": dataset, "image": name, "reporter": g["reporter"].iloc[0] if len(g) else "",
+            "n_matched": len(g), "n_valid": len(ok),
+            "median_abs_rel_error": float(ok["rel_error"].abs().median()) if len(ok) else np.nan,
+            "mean_rel_error": float(ok["rel_error"].mean()) if len(ok) else np.nan,
+            "p90_abs_rel_error": float(ok["rel_error"].abs().quantile(0.9)) if len(ok) else np.nan,
+            "pearson_r": float(np.corrcoef(ok["cn_true"], ok["cn_measured"])[0, 1]) if len(ok) > 2 else np.nan,
+        })
+    table = pd.DataFrame(rows)
+    io.write_table(table, summary)
+    log.info("%s: C/N median |rel error| %.4f, r = %.4f", dataset, table.iloc[-1].median_abs_rel_error,
+             table.iloc[-1].pearson_r)

@@ -102,6 +102,11 @@ def example_outdir(wildcards, output):
     return os.path.commonpath(list(output))
 
 
+def ground_truth_cn_path(wildcards):
+    """Input function: the ground-truth C/N table of {dataset}/{image}."""
+    return config["datasets"][wildcards.dataset]["ground_truth_cn"]["table"].format(image=wildcards.image)
+
+
 def reading(wildcards):
     """Params function: how to read the raw images of {dataset}."""
     ds = config["datasets"][wildcards.dataset]
@@ -146,7 +151,11 @@ def all_targets():
     """Every final output of every dataset."""
     targets = []
     for name in config["datasets"]:
+        ds = config["datasets"][name]
         targets += expand("results/{dataset}/labels/{image}.tif", dataset=name, image=images(name))
-        if config["datasets"][name]["ground_truth"]:
+        targets += [f"results/{name}/tables/objects.csv", f"results/{name}/tables/images.csv"]
+        if ds["ground_truth"]:
             targets.append(f"results/{name}/validation/segmentation.csv")
+            if ds["ground_truth_cn"]["table"]:
+                targets.append(f"results/{name}/validation/cn.csv")
     return targets

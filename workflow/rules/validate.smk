@@ -29,3 +29,36 @@ rule validation_summary:
         step="results/{dataset}/logs/validation_summary.log",
     run:
         step("summarise_validation", input, output, params, log)
+
+
+rule validate_cn:
+    input:
+        labels=rules.label.output.labels,
+        truth=ground_truth_path,
+        ring_table=rules.rings.output.ring_table,
+        cn_truth=ground_truth_cn_path,
+    output:
+        scores="results/{dataset}/validation/cn/{image}.csv",
+    params:
+        image="{image}",
+        column=lookup(dpath="datasets/{dataset}/ground_truth_cn/column", within=config),
+        reporter=lookup(dpath="datasets/{dataset}/ground_truth_cn/reporter", within=config),
+        code=code_version("validate"),
+    log:
+        step="results/{dataset}/logs/validate_cn/{image}.log",
+    run:
+        step("validate_cn", input, output, params, log)
+
+
+rule cn_summary:
+    input:
+        tables=per_image(rules.validate_cn.output.scores),
+    output:
+        summary="results/{dataset}/validation/cn.csv",
+    params:
+        dataset="{dataset}",
+        code=code_version("validate"),
+    log:
+        step="results/{dataset}/logs/cn_summary.log",
+    run:
+        step("summarise_cn", input, output, params, log)

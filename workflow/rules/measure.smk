@@ -1,0 +1,57 @@
+# Per-object measurements, cytoplasmic rings and C/N ratios, dataset tables.
+
+
+rule measure:
+    input:
+        image=image_path,
+        labels=rules.label.output.labels,
+    output:
+        measurements="results/{dataset}/measurements/{image}.csv",
+    params:
+        name="{image}",
+        reading=reading,
+        saturation=lookup(dpath="datasets/{dataset}/saturation", within=config),
+        code=code_version("measure"),
+    log:
+        step="results/{dataset}/logs/measure/{image}.log",
+        benchmark="results/{dataset}/benchmarks/measure/{image}.tsv",
+    run:
+        step("measure", input, output, params, log)
+
+
+rule rings:
+    input:
+        image=image_path,
+        labels=rules.label.output.labels,
+    output:
+        ring_labels="results/{dataset}/rings/{image}.tif",
+        ring_table="results/{dataset}/rings/{image}.csv",
+    params:
+        name="{image}",
+        reading=reading,
+        channel=segment_key("channel"),
+        diameter=segment_key("diameter"),
+        rings=lookup(dpath="datasets/{dataset}/rings", within=config),
+        code=code_version("rings", "measure", "segment", "params"),
+    log:
+        step="results/{dataset}/logs/rings/{image}.log",
+        benchmark="results/{dataset}/benchmarks/rings/{image}.tsv",
+    run:
+        step("rings", input, output, params, log)
+
+
+rule tables:
+    input:
+        measurements=per_image(rules.measure.output.measurements),
+        rings=per_image(rules.rings.output.ring_table),
+        thresholds=per_image(rules.threshold.output.table),
+    output:
+        objects="results/{dataset}/tables/objects.csv",
+        images="results/{dataset}/tables/images.csv",
+    params:
+        dataset="{dataset}",
+        code=code_version(),
+    log:
+        step="results/{dataset}/logs/tables.log",
+    run:
+        step("object_tables", input, output, params, log)
