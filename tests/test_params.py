@@ -56,3 +56,18 @@ def test_zero_diameter_rejected(segment_defaults):
     seg = segment_defaults()
     with pytest.raises(InputError, match="segment.diameter: must be > 0"):
         params.smooth_params(seg["smooth"], diameter=0, pixel_size_um=None)
+
+
+def test_ring_and_background_params(segment_defaults):
+    from conftest import with_defaults
+
+    cfg = with_defaults({"datasets": {"d": {"images": "x/{image}.tif", "segment": {"diameter": 10},
+                                            "rings": {"width": 1.3}}}})
+    rings = cfg["datasets"]["d"]["rings"]
+    kw = params.ring_params(rings, diameter=10, pixel_size_um=0.65)
+    assert kw == {"inner_px": 2.0, "width_px": pytest.approx(2.0), "buffer_px": 2.0}
+    bg = params.background_params(rings["background"], diameter=10, pixel_size_um=0.5)
+    assert bg["method"] == "none" and bg["radius_px"] == 60 and bg["exclude_distance_px"] == 20
+    rings["width"] = 0
+    with pytest.raises(InputError, match="rings.width"):
+        params.ring_params(rings, diameter=10, pixel_size_um=None)

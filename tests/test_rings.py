@@ -360,3 +360,18 @@ def test_ring_stats_vectorised_matches_loop():
         assert row["c_ring_mean"] == pytest.approx(values.mean())
         assert row["c_ring_median"] == np.median(values)
         assert row["cn_c"] == pytest.approx(np.median(values) / np.median(nuc))
+
+
+def test_erode_labels_shrinks_each_object_and_separates_touching():
+    from snakescope.rings import erode_labels
+
+    labels = np.zeros((12, 20), np.int32)
+    labels[1:11, 1:10] = 1
+    labels[1:11, 10:19] = 2  # touching
+    out = erode_labels(labels, radius_px=1)
+    assert set(np.unique(out)) == {0, 1, 2}
+    assert (out[2:10, 2:9] == 1).all() and out[:, 9].max() == 0 and out[:, 10].max() == 0
+    tiny = np.zeros((5, 5), np.int32)
+    tiny[2, 2] = 3
+    assert erode_labels(tiny, radius_px=1).max() == 0
+    assert (erode_labels(labels, radius_px=0) == labels).all()

@@ -43,10 +43,10 @@ def tiny_nuclei(shape=(64, 64), n_frames: int = 1, seed: int = 0, channels: int 
             inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= 8**2
             labels[t][inside & (labels[t] == 0)] = i
             img[t, 0][inside] = 800
-            if channels > 1:
-                ring = ((yy - cy) ** 2 + (xx - cx) ** 2 <= 13**2) & ~inside
-                img[t, 1][ring] = np.maximum(img[t, 1][ring], 300)
-                img[t, 1][inside] = 200
+            if channels > 1:  # cytoplasm (reporter 300) around every nucleus ...
+                img[t, 1][(yy - cy) ** 2 + (xx - cx) ** 2 <= 13**2] = 300
+        if channels > 1:  # ... and nuclei (reporter 200) on top: true C/N = 1.5
+            img[t, 1][labels[t] > 0] = 200
     img += 100 + rng.normal(0, 10, img.shape)
     return np.clip(img, 0, 65535).astype(np.uint16), labels
 
