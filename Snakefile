@@ -15,6 +15,7 @@ include: "workflow/rules/example.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:

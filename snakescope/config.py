@@ -41,3 +41,36 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     else:
         message = error.message
     raise InputError(f"config key {_key(path)}: {message}; see config/README.md")
+
+
+def load_yaml_strict(path: str) -> Any:
+    """Load a YAML file, rejecting duplicate keys (PyYAML silently keeps the last).
+
+    Raises
+    ------
+    InputError
+        ``<file>: key '<k>' appears twice (line N); ...``.
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise InputError(
+                    f"{path}: key '{key}' appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "rename or merge one (two datasets cannot share a name)"
+                )
+            seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    with open(path, encoding="utf-8") as fh:
+        try:
+            return yaml.load(fh, Loader=StrictLoader)
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc

@@ -115,6 +115,20 @@ def write_benchmark(path: str, *, seconds: float, max_rss_mb: float, cpu_s: floa
             fh.write("\t".join(BENCHMARK_COLUMNS) + "\n" + "\t".join(row) + "\n")
 
 
+def _injected_crash(step: str, kwargs: Mapping[str, Any]) -> None:
+    """Fault injection for the robustness tests: ``SNAKESCOPE_TEST_CRASH=<step>:<text>``
+    kills this worker (SIGKILL, as the OOM killer would) when running ``step`` on
+    arguments containing ``text``."""
+    spec = os.environ.get("SNAKESCOPE_TEST_CRASH")
+    if not spec:
+        return
+    name, _, text = spec.partition(":")
+    if name == step and text in repr(sorted(kwargs.items())):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
             benchmark_path: str | None = None) -> str | None:
     """Run ``snakescope.steps.<step>(**kwargs)``, logging to ``log_path``.
@@ -136,6 +150,7 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
         logger.addHandler(handler)
     try:
         logger.info("step %s (pid %d)", step, os.getpid())
+        _injected_crash(step, kwargs)
         peak_ok = _reset_peak_rss()
         io0 = _io_mb()
         cpu0 = time.process_time()
@@ -175,12 +190,17 @@ def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, benchma
     if workers <= 0 or os.environ.get("SNAKESCOPE_INLINE") == "1":
         message = execute(step, dict(kwargs), log, benchmark)
     else:
-        pool = _get_pool(workers)
-        try:
-            message = pool.submit(execute, step, dict(kwargs), log, benchmark).result()
-        except BrokenProcessPool:
-            _reset_pool(pool)
-            message = (f"{step}: the worker process died (killed, out of memory or crashed); "
-                       f"see {log or 'the log'} and rerun")
+        # A worker that dies breaks the whole pool: every job in flight sees
+        # BrokenProcessPool. Each is retried once in a fresh pool, so only the job
+        # that kills its worker again fails.
+        for attempt in (1, 2):
+            pool = _get_pool(workers)
+            try:
+                message = pool.submit(execute, step, dict(kwargs), log, benchmark).result()
+                break
+            except BrokenProcessPool:
+                _reset_pool(pool)
+                message = (f"{step}: the worker process died twice (killed, out of memory or crashed) "
+                           f"on this job; see {log or 'the log'}, check memory, and rerun")
     if message:
         raise StepError(message)

@@ -9,6 +9,7 @@ test alike. None of them imports snakemake.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -52,6 +53,12 @@ def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: st
     name = channel if channel is not None else img.channels[0]
     stack = img.channel(name)
     kwargs = params.smooth_params(smooth, diameter=diameter, pixel_size_um=img.pixel_size_um)
+    d_px = params.diameter_px(diameter, pixel_size_um=img.pixel_size_um)
+    if min(stack.shape[1:]) < d_px:
+        raise io.InputError(
+            f"{image}: image is {stack.shape[2]}x{stack.shape[1]} px, smaller than one object "
+            f"(segment.diameter = {d_px:.3g} px); check the file, its 'axes' or segment.diameter"
+        )
     log.info("%s: %s, channel %s, %d frames of %s, pixel %s µm, smooth %s",
              image, img.axes, name, stack.shape[0], stack.shape[1:], img.pixel_size_um, kwargs)
     out = np.empty(stack.shape, dtype=np.float32)
@@ -394,3 +401,29 @@ def summarise_cn(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     io.write_table(table, summary)
     log.info("%s: C/N median |rel error| %.4f, r = %.4f", dataset, table.iloc[-1].median_abs_rel_error,
              table.iloc[-1].pearson_r)
+
+
+def provenance(*, images: Sequence[str], ground_truth: Sequence[str], config: str, versions: str,
+               checksums: str, dataset: Mapping[str, Any], software: Mapping[str, str]) -> None:
+    """Record what produced a dataset's results: the resolved config (defaults
+    filled in), software versions and a SHA-256 of every input file."""
+    import hashlib
+
+    import yaml
+
+    def sha256(path: str) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    with io.atomic_path(config) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(dict(dataset), fh, sort_keys=True, allow_unicode=True)
+    with io.atomic_path(versions) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(dict(software), fh, sort_keys=True)
+    rows = [(kind, p, os.path.getsize(p), sha256(p)) for kind, paths in (("image", images), ("ground_truth", ground_truth))
+            for p in sorted(paths)]
+    io.write_table(pd.DataFrame(rows, columns=["kind", "path", "bytes", "sha256"]), checksums)

@@ -121,19 +121,6 @@ def _no_outputs(tmp_path):
     return produced == []
 
 
-def test_missing_image_file(tmp_path):
-    config = {"datasets": {"d": {"images": [str(tmp_path / "absent.tif")], "segment": {"diameter": 8}}}}
-    out = _bad_run(tmp_path, config)
-    assert "absent.tif" in out and "Missing input files" in out
-    assert _no_outputs(tmp_path)
-
-
-def test_pattern_matching_nothing(tmp_path):
-    config = {"datasets": {"d": {"images": str(tmp_path / "nothing/{image}.tif"), "segment": {"diameter": 8}}}}
-    out = _bad_run(tmp_path, config)
-    assert "config key datasets.d.images" in out and "matches no file" in out
-
-
 def test_corrupt_tiff(tmp_path):
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage" * 10)
     config = {"datasets": {"d": {"images": [str(tmp_path / "broken.tif")], "segment": {"diameter": 8}}}}
@@ -142,45 +129,6 @@ def test_corrupt_tiff(tmp_path):
     assert _no_outputs(tmp_path)
     log = (tmp_path / "results/d/logs/smooth/broken.log").read_text()
     assert "Traceback" in log  # the full traceback goes to the rule's log
-
-
-def test_axes_not_matching_data(tmp_path):
-    config = write_dataset(tmp_path, n_images=1)
-    config["datasets"]["tiny"]["axes"] = "YX"
-    out = _bad_run(tmp_path, config)
-    assert "axes 'YX' has 2 letters but the image has 3 dimensions" in out
-    assert _no_outputs(tmp_path)
-
-
-def test_channel_not_in_channels(tmp_path):
-    config = write_dataset(tmp_path, n_images=1)
-    config["datasets"]["tiny"]["segment"]["channel"] = "dapi"
-    out = _bad_run(tmp_path, config)
-    assert "channel 'dapi' is not one of the image's channels ['nucleus', 'erk']" in out
-    assert _no_outputs(tmp_path)
-
-
-def test_unknown_threshold_method(tmp_path):
-    config = write_dataset(tmp_path, n_images=1)
-    config["datasets"]["tiny"]["segment"]["threshold"] = {"method": "magic"}
-    out = _bad_run(tmp_path, config)
-    assert "config key datasets.tiny.segment.threshold.method: 'magic' is not one of" in out
-    assert _no_outputs(tmp_path)
-
-
-def test_unknown_config_key(tmp_path):
-    config = write_dataset(tmp_path, n_images=1)
-    config["datasets"]["tiny"]["segmentation"] = {}
-    out = _bad_run(tmp_path, config)
-    assert "config key datasets.tiny.segmentation: unknown key" in out
-
-
-def test_ground_truth_shape_mismatch(tmp_path):
-    config = write_dataset(tmp_path, n_images=1)
-    tifffile.imwrite(tmp_path / "data/gt/img0.tif", np.zeros((10, 10), np.uint16))
-    out = _bad_run(tmp_path, config)
-    assert "ground truth has shape" in out
-    assert not (tmp_path / "results/tiny/validation/segmentation/img0.csv").exists()
 
 
 def test_several_datasets_each_with_own_parameters(tmp_path):

@@ -17,7 +17,7 @@ import yaml
 import snakescope
 from snakescope import io as sio
 from snakescope import runner
-from snakescope.config import check_config
+from snakescope.config import check_config, load_yaml_strict
 from snakescope.errors import InputError
 
 
@@ -29,6 +29,8 @@ def _fail(message):
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 try:
+    for _path in workflow.configfiles:
+        load_yaml_strict(str(_path))  # duplicate keys (e.g. two datasets of one name)
     with open(SCHEMA) as fh:
         check_config(config, yaml.safe_load(fh))
 except InputError as exc:
@@ -107,6 +109,36 @@ def ground_truth_cn_path(wildcards):
     return config["datasets"][wildcards.dataset]["ground_truth_cn"]["table"].format(image=wildcards.image)
 
 
+def dataset_images(wildcards):
+    """Input function: every raw image of {dataset}."""
+    return [DATASETS[wildcards.dataset][i] for i in images(wildcards.dataset)]
+
+
+def dataset_ground_truth(wildcards):
+    """Input function: every ground-truth file of {dataset} (labels and C/N tables)."""
+    ds = config["datasets"][wildcards.dataset]
+    files = []
+    for pattern in (ds["ground_truth"], ds["ground_truth_cn"]["table"]):
+        if pattern:
+            files += [pattern.format(image=i) for i in images(wildcards.dataset)]
+    return files
+
+
+def software_versions():
+    """Versions of Python, snakescope (and a hash of its code) and the packages it uses."""
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0], "snakescope": snakescope.__version__,
+                "snakescope_code": code_version(*[p.stem for p in Path(snakescope.__file__).parent.glob("*.py")])}
+    for package in ("snakemake", "numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib",
+                    "PyYAML", "laptrack", "py-ctcmetrics"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
 def reading(wildcards):
     """Params function: how to read the raw images of {dataset}."""
     ds = config["datasets"][wildcards.dataset]
@@ -154,6 +186,7 @@ def all_targets():
         ds = config["datasets"][name]
         targets += expand("results/{dataset}/labels/{image}.tif", dataset=name, image=images(name))
         targets += [f"results/{name}/tables/objects.csv", f"results/{name}/tables/images.csv"]
+        targets += [f"results/{name}/provenance/{f}" for f in ("config.yaml", "versions.yaml", "inputs.csv")]
         if ds["ground_truth"]:
             targets.append(f"results/{name}/validation/segmentation.csv")
             if ds["ground_truth_cn"]["table"]:

@@ -1,0 +1,19 @@
+# Provenance: what produced a dataset's results (config, versions, input checksums).
+
+
+rule provenance:
+    input:
+        images=dataset_images,
+        ground_truth=dataset_ground_truth,
+    output:
+        config="results/{dataset}/provenance/config.yaml",
+        versions="results/{dataset}/provenance/versions.yaml",
+        checksums="results/{dataset}/provenance/inputs.csv",
+    params:
+        dataset=lookup(dpath="datasets/{dataset}", within=config),
+        software=software_versions(),
+        code=code_version(),
+    log:
+        step="results/{dataset}/logs/provenance.log",
+    run:
+        step("provenance", input, output, params, log)
