@@ -10,7 +10,7 @@ rule measure:
     params:
         name="{image}",
         reading=reading,
-        saturation=lookup(dpath="datasets/{dataset}/saturation", within=config),
+        saturation=dataset_key("saturation"),
         code=code_version("measure"),
     log:
         step="results/{dataset}/logs/measure/{image}.log",
@@ -31,7 +31,7 @@ rule rings:
         reading=reading,
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
-        rings=lookup(dpath="datasets/{dataset}/rings", within=config),
+        rings=dataset_key("rings"),
         code=code_version("rings", "measure", "segment", "params"),
     log:
         step="results/{dataset}/logs/rings/{image}.log",

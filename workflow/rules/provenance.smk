@@ -10,7 +10,7 @@ rule provenance:
         versions="results/{dataset}/provenance/versions.yaml",
         checksums="results/{dataset}/provenance/inputs.csv",
     params:
-        dataset=lookup(dpath="datasets/{dataset}", within=config),
+        dataset=dataset_config,
         software=software_versions(),
         code=code_version(),
     log:

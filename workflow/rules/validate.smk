@@ -41,8 +41,8 @@ rule validate_cn:
         scores="results/{dataset}/validation/cn/{image}.csv",
     params:
         image="{image}",
-        column=lookup(dpath="datasets/{dataset}/ground_truth_cn/column", within=config),
-        reporter=lookup(dpath="datasets/{dataset}/ground_truth_cn/reporter", within=config),
+        column=dataset_key("ground_truth_cn/column"),
+        reporter=dataset_key("ground_truth_cn/reporter"),
         code=code_version("validate"),
     log:
         step="results/{dataset}/logs/validate_cn/{image}.log",
