@@ -452,3 +452,15 @@ def image_name(path: str | os.PathLike) -> str:
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return Path(path).stem
+
+
+def frame_count(path: str | os.PathLike, *, axes: str | None = None) -> int:
+    """Number of time frames of an image, from its header only (no pixel data)."""
+    md = read_metadata(path)
+    axes = (axes or md.axes or ("YX" if len(md.shape) == 2 else "")).upper()
+    if len(axes) != len(md.shape):
+        raise InputError(
+            f"{path}: cannot tell the number of frames (shape {md.shape}, axes {axes or 'unknown'}); "
+            "set the dataset's 'axes' or track.enabled"
+        )
+    return int(md.shape[axes.index("T")]) if "T" in axes else 1

@@ -109,6 +109,34 @@ def ground_truth_cn_path(wildcards):
     return config["datasets"][wildcards.dataset]["ground_truth_cn"]["table"].format(image=wildcards.image)
 
 
+_frames_cache = {}
+
+
+def tracked_images(dataset):
+    """Images of {dataset} that are tracked: all (track.enabled true), none
+    (false), or those with more than one frame (auto; read from the headers)."""
+    ds = config["datasets"][dataset]
+    enabled = ds["track"]["enabled"]
+    if enabled is True or enabled is False:
+        return images(dataset) if enabled else []
+    out = []
+    for name in images(dataset):
+        path = DATASETS[dataset][name]
+        if path not in _frames_cache:
+            if not os.path.exists(path):
+                _fail(
+                    f"config key datasets.{dataset}.track.enabled: 'auto' needs the image {path} to exist "
+                    "when the workflow starts; set it to true (time-lapses) or false (stills)"
+                )
+            try:
+                _frames_cache[path] = sio.frame_count(path, axes=ds["axes"])
+            except InputError as exc:
+                _fail(str(exc))
+        if _frames_cache[path] > 1:
+            out.append(name)
+    return out
+
+
 def dataset_images(wildcards):
     """Input function: every raw image of {dataset}."""
     return [DATASETS[wildcards.dataset][i] for i in images(wildcards.dataset)]
