@@ -6,6 +6,9 @@
 include: "workflow/rules/common.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
     image=r"[^/]+",
@@ -16,6 +19,7 @@ include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -427,3 +427,143 @@ def provenance(*, images: Sequence[str], ground_truth: Sequence[str], config: st
     rows = [(kind, p, os.path.getsize(p), sha256(p)) for kind, paths in (("image", images), ("ground_truth", ground_truth))
             for p in sorted(paths)]
     io.write_table(pd.DataFrame(rows, columns=["kind", "path", "bytes", "sha256"]), checksums)
+
+
+def _frames_to_show(n_frames: int, wanted: Sequence[int | str]) -> list[int]:
+    named = {"first": 0, "middle": (n_frames - 1) // 2, "last": n_frames - 1}
+    out = []
+    for w in wanted:
+        t = named[w] if isinstance(w, str) else int(w)
+        if not 0 <= t < n_frames:
+            raise io.InputError(f"config key figures.qc_frames: frame {t} does not exist ({n_frames} frames)")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _style_with(figures: Mapping[str, Any], directory: str) -> str:
+    """The configured style file, with the configured figure size and dpi appended
+    (written next to the outputs so the figures depend only on the config)."""
+    style = figures["style"]
+    if not os.path.exists(style):
+        raise io.InputError(f"config key figures.style: style file {style} not found")
+    extra = [f"savefig.dpi: {figures['dpi']}"]
+    if figures["size_in"]:
+        extra.append(f"figure.figsize: {figures['size_in'][0]}, {figures['size_in'][1]}")
+    path = os.path.join(directory, ".style.mplstyle")
+    with open(style, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+        dst.write(src.read().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
+    return path
+
+
+class _FigureDir:
+    """Write a folder of figures atomically: into a temporary sibling, then renamed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path.rstrip("/")
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        parent = os.path.dirname(self.path) or "."
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+        return self.tmp
+
+    def __exit__(self, kind, value, tb) -> None:
+        import shutil
+
+        style = os.path.join(self.tmp, ".style.mplstyle")
+        if os.path.exists(style):
+            os.remove(style)
+        if kind is None:
+            if os.path.isdir(self.path):
+                shutil.rmtree(self.path)
+            os.replace(self.tmp, self.path)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def qc_figures(*, image: str, smoothed: str, mask: str, labels: str, ring_labels: str, thresholds: str,
+               qc: str, name: str, reading: Mapping[str, Any], channel: str | None,
+               figures: Mapping[str, Any], tracks: str | None = None) -> None:
+    """QC images of one image: overlays of the chosen frames (contours of nuclei
+    and rings, object or track ids), a montage, the threshold histogram and a
+    mask | labels panel. Written as PNGs into the folder ``qc``."""
+    from . import plots
+
+    img = _read(image, reading)
+    seg_channel = channel if channel is not None else img.channels[0]
+    raw = img.channel(seg_channel)
+    lab, _ = io.read_stack(labels)
+    rings_stack, _ = io.read_stack(ring_labels)
+    smooth_stack, _ = io.read_stack(smoothed)
+    mask_stack, _ = io.read_stack(mask)
+    thr = io.read_table(thresholds)["threshold"].to_numpy()
+    track_table = io.read_table(tracks) if tracks else None
+    frames = _frames_to_show(lab.shape[0], figures["qc_frames"])
+    with _FigureDir(qc) as out:
+        style = _style_with(figures, out)
+        panels = []
+        for t in frames:
+            ids: bool | dict = bool(figures["qc_ids"])
+            what = "ids"
+            if ids and track_table is not None and len(track_table):
+                rows = track_table[track_table["frame"] == t]
+                ids = dict(zip(rows["label"].astype(int), rows["track_id"].astype(int)))
+                what = "track ids"
+            title = f"{name}, frame {t}" + (f" ({what})" if figures["qc_ids"] else "")
+            fig = plots.qc_overlay(raw[t], lab[t], rings2d=rings_stack[t], ids=ids, title=title,
+                                   pixel_size_um=img.pixel_size_um, style=style)
+            plots.save_figure(fig, os.path.join(out, f"overlay_t{t:03d}.png"), dpi=figures["dpi"], style=style)
+            panels.append((raw[t], lab[t], rings_stack[t], f"frame {t}"))
+        fig = plots.qc_montage(panels, title=name, pixel_size_um=img.pixel_size_um, style=style)
+        plots.save_figure(fig, os.path.join(out, "montage.png"), dpi=figures["dpi"], style=style)
+        fig = plots.threshold_histogram(smooth_stack, list(thr) if len(thr) > 1 else float(thr[0]),
+                                        log_counts=figures["log_counts"], title=f"{name}: threshold", style=style)
+        plots.save_figure(fig, os.path.join(out, "histogram.png"), dpi=figures["dpi"], style=style)
+        t = frames[0]
+        fig = plots.mask_labels_panel(raw[t], mask_stack[t], lab[t], title=f"{name}, frame {t}", style=style)
+        plots.save_figure(fig, os.path.join(out, f"mask_labels_t{t:03d}.png"), dpi=figures["dpi"], style=style)
+
+
+def dataset_figures(*, objects: str, images: str, figures_dir: str, dataset: str,
+                    figures: Mapping[str, Any], conditions: Mapping[str, str],
+                    stimulus_frame: float | None, baseline_frames: Sequence[int] | None,
+                    traces: str | None = None) -> None:
+    """Figures of a dataset: counts per frame, area and C/N distributions; with
+    traces C/N and dC/N traces (median and 95 % band) and a heatmap sorted by
+    response; for stills per-image summaries. One file per figure and format."""
+    from . import plots
+
+    obj = io.read_table(objects)
+    img = io.read_table(images)
+    tr = io.read_table(traces) if traces else None
+    groups = dict(conditions) or None
+    reporters = [c[3:] for c in obj.columns if c.startswith("cn_") and c != "cn_reason"]
+    baseline = tuple(baseline_frames) if baseline_frames else None
+    with _FigureDir(figures_dir) as out:
+        style = _style_with(figures, out)
+
+        def save(fig, stem: str) -> None:
+            for fmt in figures["formats"]:
+                plots.save_figure(fig, os.path.join(out, f"{stem}.{fmt}"), dpi=figures["dpi"], style=style)
+
+        save(plots.count_per_frame(img, groups=groups, title=f"{dataset}: objects", style=style), "counts")
+        save(plots.area_distribution(obj, groups=groups, title=f"{dataset}: nucleus area", style=style), "area")
+        for r in reporters:
+            save(plots.cn_distribution(obj, reporter=r, groups=groups, title=f"{dataset}: C/N {r}", style=style),
+                 f"cn_distribution_{r}")
+            if tr is not None and len(tr):
+                kw = dict(reporter=r, stimulus_frame=stimulus_frame, baseline_frames=baseline, groups=groups,
+                          style=style)
+                save(plots.cn_traces(tr, band=figures["band"], max_cells=figures["max_cells"],
+                                     title=f"{dataset}: C/N {r}", **kw), f"cn_traces_{r}")
+                if f"dcn_{r}" in tr:
+                    save(plots.dcn_traces(tr, band=figures["band"], max_cells=figures["max_cells"],
+                                          title=f"{dataset}: ΔC/N {r}", **kw), f"dcn_traces_{r}")
+                save(plots.cn_heatmap(tr, cmap=figures["cmap"], title=f"{dataset}: C/N {r}", **kw),
+                     f"heatmap_{r}")
+            else:
+                save(plots.still_summary(obj, reporter=r, groups=groups, title=f"{dataset}: C/N {r} per image",
+                                         style=style), f"summary_{r}")

@@ -227,6 +227,29 @@ def step(name, input, output, params, log):
     runner.run(name, kwargs, log=log.step, benchmark=log.get("benchmark"), workers=workflow.cores)
 
 
+def tracks_of_image(wildcards):
+    """Input function: the track table of a tracked image (none for stills)."""
+    if wildcards.image in tracked_images(wildcards.dataset):
+        return f"results/{wildcards.dataset}/tracks/{wildcards.image}.csv"
+    return []
+
+
+def traces_of_dataset(wildcards):
+    """Input function: the dataset's traces table when it has tracked images."""
+    if tracked_images(wildcards.dataset):
+        return f"results/{wildcards.dataset}/tables/traces.csv"
+    return []
+
+
+def figure_targets():
+    """Every figure folder of every dataset (target of rule figures)."""
+    targets = []
+    for name in config["datasets"]:
+        targets += expand("results/{dataset}/figures/qc/{image}", dataset=name, image=images(name))
+        targets.append(f"results/{name}/figures/dataset")
+    return targets
+
+
 def all_targets():
     """Every final output of every dataset."""
     targets = []
@@ -239,4 +262,4 @@ def all_targets():
             targets.append(f"results/{name}/validation/segmentation.csv")
             if ds["ground_truth_cn"]["table"]:
                 targets.append(f"results/{name}/validation/cn.csv")
-    return targets
+    return targets + figure_targets()

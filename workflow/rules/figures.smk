@@ -1,0 +1,63 @@
+# Figures and QC images; the target `figures` regenerates every figure.
+
+
+rule qc:
+    input:
+        image=image_path,
+        smoothed=rules.smooth.output.smoothed,
+        mask=rules.refine.output.refined,
+        labels=rules.label.output.labels,
+        ring_labels=rules.rings.output.ring_labels,
+        thresholds=rules.threshold.output.table,
+        tracks=tracks_of_image,
+    output:
+        qc=report(
+            directory("results/{dataset}/figures/qc/{image}"),
+            patterns=["{name}.png"],
+            caption="../report/qc.rst",
+            category="{dataset}",
+            subcategory="QC: {image}",
+        ),
+    params:
+        name="{image}",
+        reading=reading,
+        channel=segment_key("channel"),
+        figures=lookup(dpath="figures", within=config),
+        code=code_version("plots"),
+    log:
+        step="results/{dataset}/logs/qc/{image}.log",
+        benchmark="results/{dataset}/benchmarks/qc/{image}.tsv",
+    run:
+        step("qc_figures", input, output, params, log)
+
+
+rule dataset_figures:
+    input:
+        objects=rules.tables.output.objects,
+        images=rules.tables.output.images,
+        traces=traces_of_dataset,
+    output:
+        figures_dir=report(
+            directory("results/{dataset}/figures/dataset"),
+            patterns=["{name}.png"],
+            caption="../report/dataset_figures.rst",
+            category="{dataset}",
+            subcategory="Figures",
+        ),
+    params:
+        dataset="{dataset}",
+        figures=lookup(dpath="figures", within=config),
+        conditions=dataset_key("conditions"),
+        stimulus_frame=dataset_key("stimulus_frame"),
+        baseline_frames=dataset_key("traces/baseline_frames"),
+        code=code_version("plots"),
+    log:
+        step="results/{dataset}/logs/dataset_figures.log",
+        benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
+    run:
+        step("dataset_figures", input, output, params, log)
+
+
+rule figures:
+    input:
+        figure_targets(),
