@@ -17,6 +17,7 @@ wildcard_constraints:
 include: "workflow/rules/example.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/measure.smk"
+include: "workflow/rules/track.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/figures.smk"

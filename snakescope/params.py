@@ -180,3 +180,28 @@ def background_params(background: Mapping[str, Any], *, diameter: float | str, p
         "radius_px": 3 * d if radius is None else radius,
         "exclude_distance_px": d if exclude is None else exclude,
     }
+
+
+def track_params(track: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                 prefix: str = "track") -> dict:
+    """Keyword arguments of :func:`snakescope.track.track_objects` from the ``track`` section.
+
+    Defaults: ``max_distance`` = 1 diameter, ``gap_distance`` = 1.5 × max_distance,
+    ``division_distance`` = max_distance.
+    """
+    d = diameter_px(diameter, pixel_size_um=pixel_size_um)
+    max_d = to_px(track["max_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.max_distance")
+    max_d = d if max_d is None else max_d
+    if max_d <= 0:
+        raise InputError(f"config key {prefix}.max_distance: must be > 0")
+    gap = to_px(track["gap_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.gap_distance")
+    div = to_px(track["division_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.division_distance")
+    return {
+        "max_distance_px": max_d,
+        "gap_frames": int(track["gap_frames"]),
+        "gap_distance_px": 1.5 * max_d if gap is None else gap,
+        "divisions": bool(track["divisions"]),
+        "division_distance_px": max_d if div is None else div,
+        "feature_weights": dict(track["features"]) or None,
+        "min_length": int(track["min_length"]),
+    }

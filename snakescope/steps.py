@@ -567,3 +567,102 @@ def dataset_figures(*, objects: str, images: str, figures_dir: str, dataset: str
             else:
                 save(plots.still_summary(obj, reporter=r, groups=groups, title=f"{dataset}: C/N {r} per image",
                                          style=style), f"summary_{r}")
+
+
+def track(*, labels: str, measurements: str, tracks: str, track_labels: str, name: str,
+          diameter: float | str, track: Mapping[str, Any]) -> None:
+    """Link the objects of a time-lapse into tracks (LAP tracker).
+
+    Writes the track table (``frame, label, track_id, parent_track_id, x, y``)
+    and the label stack relabelled so each value is the object's track id in
+    every frame (0 for dropped objects): consistent with the table by construction.
+    """
+    from . import track as tr
+
+    lab, md = io.read_stack(labels)
+    objects = io.read_table(measurements)
+    kwargs = params.track_params(track, diameter=diameter, pixel_size_um=md.pixel_size_um)
+    missing = [c for c in (kwargs["feature_weights"] or {}) if c not in objects.columns]
+    if missing:
+        raise io.InputError(
+            f"config key track.features: column(s) {missing} not in the measurements; use columns such as "
+            f"area_px or <channel>_mean (see config/README.md)"
+        )
+    if lab.shape[0] < 2:
+        log.info("%s: a single frame: every object is its own track", name)
+    if len(objects) == 0:
+        table = pd.DataFrame(columns=["frame", "label", "track_id", "parent_track_id", "x", "y"])
+    else:
+        table = tr.track_objects(objects, **kwargs)
+    relabelled = tr.relabel_stack(lab, table) if len(table) else np.zeros_like(lab)
+    n_tracks = int(table["track_id"].max()) if len(table) else 0
+    log.info("%s: %d tracks (%s)", name, n_tracks, kwargs)
+    io.write_table(table, tracks)
+    io.write_stack(track_labels, relabelled, axes="TYX", pixel_size_um=md.pixel_size_um,
+                   frame_interval_s=md.frame_interval_s)
+
+
+def ctc_export(*, track_labels: str, tracks: str, ctc: str) -> None:
+    """Cell Tracking Challenge result folder: ``maskTTT.tif`` + ``res_track.txt``."""
+    from . import track as tr
+
+    stack, _ = io.read_stack(track_labels)
+    table = io.read_table(tracks)
+    with _FigureDir(ctc) as out:
+        tr.write_ctc(out, stack, table)
+
+
+def validate_tracking(*, ctc: str, truth: str, truth_tracks: str, scores: str, image: str) -> None:
+    """CTC tracking measures (TRA, DET, ...) of one image against its ground truth."""
+    import tempfile
+
+    from . import track as tr
+
+    gt, _ = io.read_stack(truth)
+    try:
+        man = pd.read_csv(truth_tracks, sep=r"\s+", header=None, names=["L", "B", "E", "P"])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise io.InputError(f"{truth_tracks}: not a CTC man_track.txt (L B E P per line): {exc}") from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        tr.write_ctc_ground_truth(tmp, gt, man)
+        metrics = tr.tracking_metrics(tmp, ctc)
+    table = pd.DataFrame([{"image": image, **{k: float(v) for k, v in sorted(metrics.items())}}])
+    io.write_table(table, scores)
+    log.info("%s: %s", image, metrics)
+
+
+def summarise_tracking(*, tables: Sequence[str], summary: str, dataset: str) -> None:
+    """One row per image plus the mean over images (``image = MEAN``)."""
+    table = pd.concat([io.read_table(p) for p in tables], ignore_index=True)
+    mean = table.drop(columns=["image"]).mean(numeric_only=True).to_frame().T
+    mean.insert(0, "image", "MEAN")
+    out = pd.concat([table, mean], ignore_index=True)
+    out.insert(0, "dataset", dataset)
+    io.write_table(out, summary)
+
+
+def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Sequence[str],
+           traces: Mapping[str, Any]) -> None:
+    """Per-cell traces of every tracked image: one row per tracked cell per frame."""
+    from . import traces as trc
+
+    obj = io.read_table(objects)
+    reporters = [c[3:] for c in obj.columns if c.startswith("cn_") and c != "cn_reason"]
+    baseline = tuple(traces["baseline_frames"]) if traces["baseline_frames"] else None
+    parts = []
+    for name, path in zip(images, tracks):
+        o = obj[obj["image"] == name]
+        t = io.read_table(path)
+        if len(o) == 0 or len(t) == 0:
+            continue
+        later = o[o["frame"] > 0]
+        interval = float(later["time_s"].iloc[0] / later["frame"].iloc[0]) if len(later) and \
+            later["time_s"].notna().any() else None
+        part = trc.build_traces(o, t, reporters=reporters, frame_interval_s=interval,
+                                complete_only=traces["complete_only"], min_length=traces["min_length"],
+                                baseline_frames=baseline)
+        part.insert(0, "image", name)
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["image", "track_id", "parent_track_id", "frame", "time_s", "x", "y"])
+    io.write_table(table, traces_table)

@@ -227,6 +227,25 @@ def step(name, input, output, params, log):
     runner.run(name, kwargs, log=log.step, benchmark=log.get("benchmark"), workers=workflow.cores)
 
 
+def per_tracked_image(pattern):
+    """Input function: ``pattern`` expanded over the tracked images of {dataset}."""
+
+    def inputs(wildcards):
+        return expand(pattern, dataset=wildcards.dataset, image=tracked_images(wildcards.dataset))
+
+    return inputs
+
+
+def tracked_image_names(wildcards):
+    """Params function: names of the tracked images of {dataset}, in input order."""
+    return tracked_images(wildcards.dataset)
+
+
+def ground_truth_tracks_path(wildcards):
+    """Input function: the ground-truth man_track.txt of {dataset}/{image}."""
+    return config["datasets"][wildcards.dataset]["ground_truth_tracks"].format(image=wildcards.image)
+
+
 def tracks_of_image(wildcards):
     """Input function: the track table of a tracked image (none for stills)."""
     if wildcards.image in tracked_images(wildcards.dataset):
@@ -262,4 +281,9 @@ def all_targets():
             targets.append(f"results/{name}/validation/segmentation.csv")
             if ds["ground_truth_cn"]["table"]:
                 targets.append(f"results/{name}/validation/cn.csv")
+            if ds["ground_truth_tracks"] and tracked_images(name):
+                targets.append(f"results/{name}/validation/tracking.csv")
+        if tracked_images(name):
+            targets.append(f"results/{name}/tables/traces.csv")
+            targets += expand("results/{dataset}/ctc/{image}", dataset=name, image=tracked_images(name))
     return targets + figure_targets()

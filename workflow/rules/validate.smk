@@ -62,3 +62,33 @@ rule cn_summary:
         step="results/{dataset}/logs/cn_summary.log",
     run:
         step("summarise_cn", input, output, params, log)
+
+
+rule validate_tracking:
+    input:
+        ctc=rules.ctc_export.output.ctc,
+        truth=ground_truth_path,
+        truth_tracks=ground_truth_tracks_path,
+    output:
+        scores="results/{dataset}/validation/tracking/{image}.csv",
+    params:
+        image="{image}",
+        code=code_version("track"),
+    log:
+        step="results/{dataset}/logs/validate_tracking/{image}.log",
+    run:
+        step("validate_tracking", input, output, params, log)
+
+
+rule tracking_summary:
+    input:
+        tables=per_tracked_image(rules.validate_tracking.output.scores),
+    output:
+        summary="results/{dataset}/validation/tracking.csv",
+    params:
+        dataset="{dataset}",
+        code=code_version("track"),
+    log:
+        step="results/{dataset}/logs/tracking_summary.log",
+    run:
+        step("summarise_tracking", input, output, params, log)
