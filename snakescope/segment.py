@@ -325,7 +325,9 @@ def filter_objects(
 ) -> np.ndarray:
     """Remove objects by equivalent diameter and (optionally) those touching the border.
 
-    Remaining labels are renumbered 1..N keeping their order.
+    The minimum size applies to objects inside the image only: an object cut by
+    the border is kept whatever its size (a cell entering or leaving the field),
+    unless ``clear_border``. Remaining labels are renumbered 1..N keeping their order.
     """
     labels = np.asarray(labels)
     n = int(labels.max()) if labels.size else 0
@@ -333,11 +335,15 @@ def filter_objects(
         return labels.astype(np.int32)
     area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
     eqd = np.sqrt(4 * area / np.pi)
-    keep = (area > 0) & (eqd >= min_diameter_px)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    big_enough = eqd >= min_diameter_px
+    # A nucleus cut by the image border is a real object however little of it
+    # shows (cells entering or leaving the field): only the interior is filtered.
+    big_enough[border] = True
+    keep = (area > 0) & big_enough
     if max_diameter_px is not None:
         keep &= eqd <= max_diameter_px
     if clear_border:
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         keep[border] = False
     keep[0] = False
     new_ids = np.zeros(n + 1, dtype=np.int64)

@@ -65,6 +65,8 @@ CHANNELS: tuple[str, str] = ("nucleus", "reporter")
 # Generator constants (all intensities in camera counts, distances in pixels).
 # ---------------------------------------------------------------------------
 _CAMERA_OFFSET = 100.0
+#: Pixels of a nucleus that must be inside the field for it to be annotated (time-lapse).
+_MIN_VISIBLE_PX = 30
 _READ_NOISE_SD = 4.0
 _PSF_SIGMA_PX = 1.2
 _DIAMETER_MEAN_PX = 18.0
@@ -988,7 +990,10 @@ def make_timelapse(
 
         cns = [cn_time_course(n.cn, t, stimulus_frame=stimulus_frame) for n in nuclei]
         fr = _render_frame(rng, nuclei, cns, shape=shape, bg=bg, illum=illum, bg_level=bg_level)
-        present = set(np.unique(fr.index[fr.index > 0]).tolist())
+        counts = np.bincount(fr.index.ravel(), minlength=len(nuclei) + 1)
+        # A nucleus is annotated once at least _MIN_VISIBLE_PX of it is in the field
+        # (slivers of cells entering or leaving at the border are not annotated).
+        present = set((np.flatnonzero(counts[1:] >= _MIN_VISIBLE_PX) + 1).tolist())
         # Update the population: tracks end for good when a nucleus is no longer visible.
         keep = []
         lut = np.zeros(len(nuclei) + 1, dtype=np.int64)

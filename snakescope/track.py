@@ -1,8 +1,9 @@
 """Tracking of segmented objects over time and Cell Tracking Challenge (CTC) I/O.
 
 The tracker is the linear assignment problem (LAP) tracker of Jaqaman et al.
-(2008, Nat. Methods 5:695), with exactly the cost matrices of ``laptrack``
-(0.17, which reproduces TrackMate's sparse LAP tracker):
+(2008, Nat. Methods 5:695) with the cost matrices of laptrack 0.17 (which
+reproduces TrackMate's sparse LAP tracker); on random movies with gaps and
+divisions it gives exactly laptrack's links (see the tests):
 
 1. *Frame-to-frame linking*: one LAP per pair of consecutive frames. Linking
    object ``i`` of frame ``t`` to object ``j`` of frame ``t + 1`` costs the
@@ -15,14 +16,15 @@ The tracker is the linear assignment problem (LAP) tracker of Jaqaman et al.
    daughters). Alternative costs are ``1.05 x`` the 90th percentile (lower) of
    all candidate costs.
 
-Why not call ``laptrack`` itself: its candidate search is dense (``cdist`` of
-every pair, then a per-segment ``pandas.apply``), which took 9 s for 27 frames
-x 800 objects with 5 % missed detections and did not finish in 15 min for
-5 frames x 5,000 objects with a 1,000 px cutoff. Here candidates come from a
-KD-tree query capped at ``max_candidates`` nearest neighbours per object and
-direction, so time and memory grow near-linearly with the number of objects
-whatever the cutoff. Without the cap binding, the links equal laptrack's
-(tested on random data).
+Why laptrack is not called: its candidate search is dense (``cdist`` of every
+pair, then a per-segment ``pandas.apply``). It took 9 s for 27 frames x 800
+objects with 5 % missed detections, and had not finished after 15 min (1.1 GB)
+for 5 frames x 5,000 objects with a 1,000 px cutoff. Here a KD-tree query
+finds the candidates, at most ``max_candidates`` nearest per object and
+direction, so memory grows linearly with the number of objects whatever the
+cutoff. Each LAP is split into its independent connected components (see
+:func:`_assign`), which keeps the time near-linear for realistic cutoffs and
+bounded for absurd ones.
 
 Output follows the CTC convention: a track is a chain of objects without
 branching. At a division the mother track ends and each daughter starts a new
@@ -43,7 +45,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
 from snakescope.errors import InputError
@@ -73,6 +75,7 @@ _EPSILON = 1e-6  # laptrack's offset so that no cost is an explicit zero
 _ALTERNATIVE_COST_FACTOR = 1.05  # laptrack / TrackMate default
 _ALTERNATIVE_COST_PERCENTILE = 90.0  # laptrack / TrackMate default
 _CTC_MAX_LABEL = 65535  # CTC masks are 16-bit
+_SQUARE_MAX_NODES = 1000  # larger LAP components use the rectangular form
 _MASK_RE = re.compile(r"^mask\d{3,}\.tif$")
 _GT_MASK_RE = re.compile(r"^man_track\d{3,}\.tif$")
 
@@ -110,8 +113,8 @@ def track_objects(
         decide between competing ones.
     gap_frames : int
         Largest number of consecutive frames an object may be missing and keep
-        its track (gap closing); 0 disables gap closing. This is laptrack's
-        ``gap_closing_max_frame_count - 1``.
+        its track (gap closing); 0 disables gap closing. For ``gap_frames >=
+        1`` this is laptrack's ``gap_closing_max_frame_count - 1``.
     gap_distance_px : float or None
         Largest distance (px) between the last position before and the first
         after a gap, whatever the gap's length; None uses `max_distance_px`.
@@ -168,6 +171,17 @@ def track_objects(
     -----
     With fewer than two frames every object is its own one-frame track; this
     is not an error.
+
+    Costs and alternative costs are laptrack's (and TrackMate's). A frame link
+    within `max_distance_px` is always taken unless a competing link makes the
+    total cost lower. A gap closing or division, even uncontested, is taken
+    only if its cost is below ``1.05 x`` the 90th percentile (rounded down to
+    a candidate) of all gap-closing and division candidate costs of the
+    movie. With hundreds of candidates this rejects the unlikely ones; with
+    only a handful (tiny test movies) it keeps little more than the cheapest.
+    Any object that appears within `division_distance_px` of another in the
+    previous frame is a division candidate: set that distance to about a
+    nucleus diameter, or ``divisions=False`` for non-dividing cells.
     """
     max_distance_px = _positive("max_distance_px", max_distance_px)
     gap_distance_px = (
@@ -337,35 +351,120 @@ def _candidates(
     return i[keep], j[keep], squared[keep]
 
 
-def _solve(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Solve a square sparse LAP; return the column of every row and the row of every column."""
-    matrix = coo_matrix((costs + _EPSILON, (rows, cols)), shape=(size, size)).tocsr()
+def _assign(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    costs: np.ndarray,
+    n_rows: int,
+    n_cols: int,
+    *,
+    alternative: float,
+    filler: float,
+) -> np.ndarray:
+    """Jaqaman's LAP: link rows to candidate columns, or leave them unlinked.
+
+    Minimises ``sum over links (cost + filler) + alternative x (unlinked rows
+    + unlinked columns)``, which is what laptrack's square cost matrix (with
+    ``alternative`` on both diagonals and ``filler`` in the lower-right
+    block) encodes. Returns the column of every row, or -1.
+
+    Independent connected components of the candidate graph are solved
+    separately, which leaves the optimum unchanged: all components of up to
+    ``_SQUARE_MAX_NODES`` nodes together in laptrack's square form (fast when
+    most components are small), each larger component in an equivalent
+    rectangular form whose run time grows as its size squared but never
+    degenerates (the square form took up to 80 s on one 5,000-object frame
+    pair with a huge cutoff and feature costs; the rectangular 0.3 s).
+    """
+    col_of_row = np.full(n_rows, -1, np.int64)
+    if len(rows) == 0:
+        return col_of_row
+    graph = coo_matrix(
+        (np.ones(len(rows)), (rows, n_rows + cols)), shape=(n_rows + n_cols, n_rows + n_cols)
+    )
+    _, component = connected_components(graph, directed=False)
+    edge_component = component[rows]
+    large = np.bincount(component)[edge_component] > _SQUARE_MAX_NODES
+    small = ~large
+    if small.any():
+        col_of_row = _assign_square(
+            rows[small], cols[small], costs[small], n_rows, n_cols, alternative=alternative, filler=filler
+        )
+    for label in np.unique(edge_component[large]):
+        edges = edge_component == label
+        row_nodes, local_rows = np.unique(rows[edges], return_inverse=True)
+        col_nodes, local_cols = np.unique(cols[edges], return_inverse=True)
+        local = _assign_rectangular(
+            local_rows,
+            local_cols,
+            costs[edges] + filler,
+            len(row_nodes),
+            len(col_nodes),
+            no_link_cost=2 * alternative,
+        )
+        linked = local >= 0
+        col_of_row[row_nodes[linked]] = col_nodes[local[linked]]
+    return col_of_row
+
+
+def _assign_square(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    costs: np.ndarray,
+    n_rows: int,
+    n_cols: int,
+    *,
+    alternative: float,
+    filler: float,
+) -> np.ndarray:
+    """laptrack's square (rows + columns) cost matrix, solved with LAPJVsp."""
+    size = n_rows + n_cols
+    all_rows = np.concatenate([rows, np.arange(n_rows), n_rows + np.arange(n_cols), n_rows + cols])
+    all_cols = np.concatenate([cols, n_cols + np.arange(n_rows), np.arange(n_cols), n_cols + rows])
+    data = np.concatenate(
+        [costs, np.full(n_rows + n_cols, alternative), np.full(len(rows), filler)]
+    ) + _EPSILON  # no explicit zeros
+    matrix = coo_matrix((data, (all_rows, all_cols)), shape=(size, size)).tocsr()
     row_index, col_index = min_weight_full_bipartite_matching(matrix)
-    col_of_row = np.empty(size, np.int64)
-    col_of_row[row_index] = col_index
-    row_of_col = np.empty(size, np.int64)
-    row_of_col[col_index] = row_index
-    return col_of_row, row_of_col
+    col_of_row = np.full(n_rows, -1, np.int64)
+    is_link = (row_index < n_rows) & (col_index < n_cols)
+    col_of_row[row_index[is_link]] = col_index[is_link]
+    return col_of_row
+
+
+def _assign_rectangular(
+    rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n_rows: int, n_cols: int, *, no_link_cost: float
+) -> np.ndarray:
+    """The same problem as rows x (columns + one private no-link column per row).
+
+    Every perfect matching of the square form costs ``sum over links (c +
+    filler) + (unlinked rows + unlinked columns) x alternative``. Subtracting
+    the constant ``n_cols x alternative`` and adding ``alternative`` to every
+    entry of every row (each row is assigned once) gives links ``c + filler``
+    and no link ``2 x alternative``: the same optimum.
+    """
+    all_rows = np.concatenate([rows, np.arange(n_rows)])
+    all_cols = np.concatenate([cols, n_cols + np.arange(n_rows)])
+    data = np.concatenate([costs, np.full(n_rows, no_link_cost)]) + _EPSILON
+    matrix = coo_matrix((data, (all_rows, all_cols)), shape=(n_rows, n_cols + n_rows)).tocsr()
+    row_index, col_index = min_weight_full_bipartite_matching(matrix)
+    col_of_row = np.full(n_rows, -1, np.int64)
+    col_of_row[row_index] = np.where(col_index < n_cols, col_index, -1)
+    return col_of_row
 
 
 def _link_frames(
     i: np.ndarray, j: np.ndarray, cost: np.ndarray, n_source: int, n_target: int
 ) -> np.ndarray:
-    """Frame-to-frame LAP (Jaqaman 2008, Fig. 1b; laptrack's cost matrix).
+    """Frame-to-frame LAP (Jaqaman 2008, Fig. 1b, with laptrack's costs).
 
-    Returns, for every source object, its target index or -1.
+    Not linking costs ``b = d = 1.05 x`` the largest candidate cost; the
+    lower-right filler is the smallest cost. Returns, for every source
+    object, its target index or -1.
     """
-    m, n = n_source, n_target
     alternative = _ALTERNATIVE_COST_FACTOR * cost.max() if cost.max() > 0 else _EPSILON
-    minimum = min(cost.min(), alternative)
-    rows = np.concatenate([i, m + np.arange(n), np.arange(m), m + j])
-    cols = np.concatenate([j, np.arange(n), n + np.arange(m), n + i])
-    data = np.concatenate(
-        [cost, np.full(n, alternative), np.full(m, alternative), np.full(len(i), minimum)]
-    )
-    col_of_row, _ = _solve(rows, cols, data, m + n)
-    target = col_of_row[:m]
-    return np.where(target < n, target, -1)
+    filler = min(cost.min(), alternative)
+    return _assign(i, j, cost, n_source, n_target, alternative=alternative, filler=filler)
 
 
 def _frame_groups(frames: np.ndarray) -> dict[int, np.ndarray]:
@@ -477,10 +576,12 @@ def _link(
     if len(gap_cost) + len(split_cost) == 0:
         return pred, split
 
-    # 3. segment LAP (Jaqaman 2008, Fig. 1c without merging; laptrack's layout)
+    # 3. segment LAP (Jaqaman 2008, Fig. 1c without merging, laptrack's
+    #    costs): rows are segment ends (gap closing) and candidate mothers
+    #    (splitting), columns are segment starts; every alternative cost and
+    #    the filler are 1.05 x the 90th percentile of the candidate costs
     mothers, mother_index = np.unique(split_node, return_inverse=True)
     n1 = len(mothers)
-    size = 2 * m + n1
     upper_rows = np.concatenate([gap_row, m + mother_index])
     upper_cols = np.concatenate([gap_col, split_segment])
     upper_costs = np.concatenate([gap_cost, split_cost])
@@ -489,21 +590,16 @@ def _link(
     )
     if alternative == 0:
         alternative = _EPSILON
-    rows = np.concatenate(
-        [upper_rows, m + n1 + np.arange(m), np.arange(m), m + np.arange(n1), upper_cols + m + n1]
+    col_of_row = _assign(
+        upper_rows, upper_cols, upper_costs, m + n1, m, alternative=alternative, filler=alternative
     )
-    cols = np.concatenate(
-        [upper_cols, np.arange(m), m + np.arange(m), 2 * m + np.arange(n1), upper_rows + m]
-    )
-    data = np.concatenate([upper_costs, np.full(2 * m + n1 + len(upper_costs), alternative)])
-    col_of_row, row_of_col = _solve(rows, cols, data, size)
 
-    closed = np.flatnonzero(col_of_row[:m] < m)
+    closed = np.flatnonzero(col_of_row[:m] >= 0)
     pred[first[col_of_row[closed]]] = last[closed]
-    mother_row = row_of_col[:m]
-    daughters = np.flatnonzero((mother_row >= m) & (mother_row < m + n1))
-    pred[first[daughters]] = mothers[mother_row[daughters] - m]
-    split[first[daughters]] = True
+    dividing = np.flatnonzero(col_of_row[m:] >= 0)
+    daughters = first[col_of_row[m + dividing]]
+    pred[daughters] = mothers[dividing]
+    split[daughters] = True
     return pred, split
 
 
@@ -720,10 +816,6 @@ def _write_ctc_folder(
 ) -> None:
     """Validate mask/table consistency and write CTC masks plus track file."""
     n_frames = stack.shape[0]
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(directory.iterdir()):
-        if pattern.match(stale.name):
-            stale.unlink()
     label = ctc["L"].to_numpy(np.int64)
     begin = ctc["B"].to_numpy(np.int64)
     end = ctc["E"].to_numpy(np.int64)
@@ -746,9 +838,14 @@ def _write_ctc_folder(
                 f"{name}: track {int(absent[0])} has no pixels in frame {frame}; "
                 "relabel the stack from the same track table"
             )
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(directory.iterdir()):
+        if pattern.match(stale.name):
+            stale.unlink()
+    for frame in range(n_frames):
         tifffile.imwrite(
             directory / _mask_name(prefix, frame, n_frames),
-            np.ascontiguousarray(plane, dtype=np.uint16),
+            np.ascontiguousarray(stack[frame], dtype=np.uint16),
             photometric="minisblack",
             metadata=None,
         )
@@ -815,18 +912,17 @@ def write_ctc(directory: str | Path, relabelled_stack: np.ndarray, tracks: pd.Da
     by_frame = _frame_rows(table)
     track_ids = table["track_id"].to_numpy(np.int64)
     for frame in range(stack.shape[0]):
+        # per-frame lookup table: track id -> CTC label; ids the table does not
+        # list in this frame are reported instead of silently erased
         lut = np.zeros(max_id + 1, np.uint16)
+        listed = np.zeros(max_id + 1, bool)
+        listed[0] = True
         rows = by_frame.get(frame)
         if rows is not None:
             lut[track_ids[rows]] = row_label[rows]
-        # ids not in the table for this frame map to an impossible label so
-        # that the consistency check below reports them
-        stray = np.zeros(max_id + 1, bool)
-        stray[1:] = True
-        if rows is not None:
-            stray[track_ids[rows]] = False
+            listed[track_ids[rows]] = True
         plane = stack[frame]
-        bad = stray[plane]
+        bad = ~listed[plane]
         if bad.any():
             raise InputError(
                 f"relabelled_stack: frame {frame} has track id {int(plane[bad][0])} that tracks does not "
@@ -925,7 +1021,8 @@ def tracking_metrics(gt_dir: str | Path, res_dir: str | Path) -> dict[str, float
     res_masks = sorted(res.glob("*.tif")) if res.is_dir() else []
     if not (gt / "TRA" / "man_track.txt").is_file() or not gt_masks:
         raise InputError(
-            f"gt_dir: {gt} needs TRA/man_track.txt and TRA/man_trackNNN.tif; write it with write_ctc_ground_truth"
+            f"gt_dir: {gt} needs TRA/man_track.txt and TRA/man_trackNNN.tif; "
+            "write it with write_ctc_ground_truth"
         )
     if not (res / "res_track.txt").is_file() or not res_masks:
         raise InputError(f"res_dir: {res} needs res_track.txt and maskNNN.tif; write it with write_ctc")
