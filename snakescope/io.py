@@ -459,8 +459,9 @@ def frame_count(path: str | os.PathLike, *, axes: str | None = None) -> int:
     md = read_metadata(path)
     axes = (axes or md.axes or ("YX" if len(md.shape) == 2 else "")).upper()
     if len(axes) != len(md.shape):
+        what = f"axes '{axes}' do not match it" if axes else "no axes metadata"
         raise InputError(
-            f"{path}: cannot tell the number of frames (shape {md.shape}, axes {axes or 'unknown'}); "
-            "set the dataset's 'axes' or track.enabled"
+            f"{path}: image has shape {md.shape} and {what}; set the dataset's 'axes' "
+            "(e.g. TYX, CYX or TCYX), or track.enabled"
         )
     return int(md.shape[axes.index("T")]) if "T" in axes else 1

@@ -28,7 +28,7 @@ to the poles) and the width of every labelled rod.
 Validated on :mod:`snakescope.synthetic_rods` (E. coli-like rods at 0.065
 µm/px): F1 at IoU 0.5 ~0.99 where a global Otsu threshold with connected
 components scores < 0.5; lengths within ~2 % and widths within ~5 % (median
-absolute error) of the truth.
+absolute error) of the truth; widths come out slightly high (median +4 %).
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ def _background_surface(image: np.ndarray, *, n_iter: int = 3, step_px: int = 4)
         resid = values - design @ coef
         if np.ptp(resid) == 0:
             break
-        # keep the background mode: below the objects' threshold and as far
-        # above it (halos, the bright rims of phase-contrast objects, are left out)
+        # keep the background mode, residuals within (t - mid) of its median:
+        # objects (above t) and halos (the phase-contrast rims, far below) are left out
         t = float(threshold_triangle(resid))
         mid = float(np.median(resid[resid <= t]))
         use = (resid <= t) & (resid >= 2.0 * mid - t)
@@ -310,14 +310,19 @@ def log_edges_segment(
             f"config key segment.log_edges.max_area: {max_area:g} px must exceed min_area {min_area:g} px; "
             "raise max_area or leave it empty"
         )
-    f = img.astype(np.float32)
+    empty = np.zeros(img.shape, dtype=np.int32)
+    if img.size == 0:
+        return empty
+    f = img.astype(np.float64)
     if not np.isfinite(f).all():
         raise InputError("segment: the image contains NaN or infinite values; fix or re-export the image")
+    if float(f.min()) == float(f.max()):
+        return empty
+    # Zero mean: the truncated LoG kernel does not sum exactly to zero, so a
+    # large offset would shift the LoG and with it the sign of the cell interiors.
+    f = (f - f.mean()).astype(np.float32)
     if invert:
         f = -f
-    empty = np.zeros(img.shape, dtype=np.int32)
-    if img.size == 0 or float(f.min()) == float(f.max()):
-        return empty
 
     smooth = ndi.gaussian_filter(f, sigma, mode="nearest")
     log = ndi.gaussian_laplace(f, sigma, mode="nearest")
@@ -434,7 +439,7 @@ def _capsule_width(area: float, length: float) -> float:
     """Width of a capsule with the given area and pole-to-pole length (px).
 
     Solves ``area = length * w - (1 - pi/4) * w**2`` for the smaller root;
-    objects rounder than a disc of diameter ``length`` give ``length``.
+    objects at least as round as a disc of diameter ``length`` give ``length``.
     """
     k = 1.0 - math.pi / 4.0
     disc = length * length - 4.0 * k * area
@@ -442,7 +447,7 @@ def _capsule_width(area: float, length: float) -> float:
         return 0.0
     if disc <= 0:
         return length
-    return (length - math.sqrt(disc)) / (2.0 * k)
+    return min(length, (length - math.sqrt(disc)) / (2.0 * k))
 
 
 def rod_dimensions(labels2d: np.ndarray, *, pixel_size_um: float | None = None) -> pd.DataFrame:
@@ -470,6 +475,13 @@ def rod_dimensions(labels2d: np.ndarray, *, pixel_size_um: float | None = None) 
     DataFrame
         One row per label, sorted by label: ``label, length_px, width_px,
         length_um, width_um``.
+
+    Notes
+    -----
+    The medial axis follows curved rods. Lengths are accurate to ~2 % for
+    capsules at least 10 px wide (~5 % at 8 px); rods cut by the image border
+    get the length of their visible part. Work is bounded per object (its
+    :func:`scipy.ndimage.find_objects` box): ~1 ms per rod.
     """
     labels = np.asarray(labels2d)
     if labels.ndim != 2:

@@ -95,26 +95,104 @@ def refine(*, mask: str, refined: str, diameter: float | str, refine: Mapping[st
                    frame_interval_s=md.frame_interval_s)
 
 
-def label(*, mask: str, smoothed: str, labels: str, diameter: float | str,
-          split: Mapping[str, Any], refine: Mapping[str, Any]) -> None:
-    """Split the refined mask into labelled objects, frame by frame.
+def label(*, labels: str, frames: str, name: str, method: str, diameter: float | str,
+          split: Mapping[str, Any], refine: Mapping[str, Any], log_edges: Mapping[str, Any],
+          model: str | None, reading: Mapping[str, Any], channel: str | None,
+          mask: str | None = None, smoothed: str | None = None, thresholds: str | None = None,
+          image: str | None = None, external: str | None = None) -> None:
+    """Label the objects of every frame with the dataset's segmentation method.
 
-    Writes uint16 labels (uint32 when a frame has more than 65535 objects).
+    ``threshold``: split the refined mask (distance or intensity watershed) and
+    filter by size; ``log_edges``: LoG-edge segmentation of rods; ``labels``:
+    label images made elsewhere, checked and renumbered 1..N per frame;
+    ``stardist`` / ``cellpose``: those packages with a local model.
+    Writes uint16 labels (uint32 above 65535 objects) and a per-frame table
+    ``image, frame, n_objects, threshold``.
     """
-    masks, md = io.read_stack(mask)
-    kwargs = params.split_params(split, refine, diameter=diameter, pixel_size_um=md.pixel_size_um)
-    intensity = None
-    if kwargs["method"] == "intensity":
-        intensity, _ = io.read_stack(smoothed)
-    frames = [
-        segment.label_frame(masks[t].astype(bool), intensity=None if intensity is None else intensity[t], **kwargs)
-        for t in range(masks.shape[0])
-    ]
-    top = max((int(f.max()) for f in frames), default=0)
-    out = np.stack(frames).astype(io.label_dtype(top)) if frames else np.zeros(masks.shape, np.uint16)
-    log.info("labels: %s objects per frame", [int(f.max()) for f in frames])
-    io.write_stack(labels, out, axes="TYX", pixel_size_um=md.pixel_size_um,
-                   frame_interval_s=md.frame_interval_s)
+    if method == "threshold":
+        masks, md = io.read_stack(mask)
+        kwargs = params.split_params(split, refine, diameter=diameter, pixel_size_um=md.pixel_size_um)
+        intensity = io.read_stack(smoothed)[0] if kwargs["method"] == "intensity" else None
+        out_frames = [
+            segment.label_frame(masks[t].astype(bool), intensity=None if intensity is None else intensity[t], **kwargs)
+            for t in range(masks.shape[0])
+        ]
+        pixel, interval = md.pixel_size_um, md.frame_interval_s
+        threshold_values = io.read_table(thresholds)["threshold"].to_numpy()
+    else:
+        img = _read(image, reading)
+        pixel, interval = img.pixel_size_um, img.frame_interval_s
+        stack = img.channel(channel if channel is not None else img.channels[0])
+        threshold_values = np.full(stack.shape[0], np.nan)
+        if method == "log_edges":
+            out_frames = _log_edges(stack, diameter=diameter, log_edges=log_edges, pixel_size_um=pixel)
+        elif method == "labels":
+            out_frames = _external_labels(external, stack.shape)
+        else:
+            out_frames = _model_labels(method, model, stack)
+    top = max((int(f.max()) for f in out_frames), default=0)
+    out = np.stack(out_frames).astype(io.label_dtype(top))
+    counts = [len(np.unique(f)) - 1 if f.any() else 0 for f in out_frames]
+    log.info("%s (%s): %s objects per frame", name, method, counts)
+    io.write_stack(labels, out, axes="TYX", pixel_size_um=pixel, frame_interval_s=interval)
+    io.write_table(pd.DataFrame({"image": name, "frame": np.arange(len(counts)), "n_objects": counts,
+                                 "threshold": threshold_values}), frames)
+
+
+def _log_edges(stack: np.ndarray, *, diameter: float | str, log_edges: Mapping[str, Any],
+               pixel_size_um: float | None) -> list[np.ndarray]:
+    from . import rods
+
+    width = params.diameter_px(diameter, pixel_size_um=pixel_size_um)
+    kwargs = rods.log_edges_defaults(width)
+    for key, name in (("sigma", "sigma_px"), ("mask_dilation", "mask_dilation_px"), ("seed_erosion", "seed_erosion_px")):
+        value = params.to_px(log_edges[key], pixel_size_um=pixel_size_um, key=f"segment.log_edges.{key}")
+        if value is not None:
+            kwargs[name] = value
+    kwargs["invert"] = bool(log_edges["invert"])
+    return [rods.log_edges_segment(frame, **kwargs) for frame in stack]
+
+
+def _external_labels(path: str, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Label images made elsewhere: checked against the image and renumbered 1..N per frame."""
+    data, _ = io.read_stack(path)
+    if data.dtype.kind not in "iu":
+        raise io.InputError(f"{path}: labels must be integers, got {data.dtype}; export the label image as 8/16/32-bit integers")
+    if data.shape != shape:
+        raise io.InputError(
+            f"{path}: labels have shape {data.shape} (TYX) but the image has {shape}; give one label image per "
+            "image with the same frames and Y/X size (segment.labels)"
+        )
+    if data.dtype.kind == "i" and data.min() < 0:
+        raise io.InputError(f"{path}: labels contain negative ids; 0 must be background and objects positive")
+    return [segment.filter_objects(frame) for frame in data]
+
+
+def _model_labels(method: str, model: str | None, stack: np.ndarray) -> list[np.ndarray]:
+    """StarDist or Cellpose with a local model (never downloaded)."""
+    import importlib.util
+
+    package = {"stardist": "stardist", "cellpose": "cellpose"}[method]
+    if importlib.util.find_spec(package) is None:
+        raise io.InputError(
+            f"config key segment.method: '{method}' needs the package {package}, which is not installed; "
+            f"pip install {package} in the workflow's environment, or use method threshold"
+        )
+    if not model or not os.path.exists(model):
+        raise io.InputError(
+            f"config key segment.model: {model!r} not found; give the path of a local {method} model "
+            "(nothing is downloaded at run time)"
+        )
+    if method == "stardist":  # pragma: no cover - optional dependency
+        from csbdeep.utils import normalize
+        from stardist.models import StarDist2D
+
+        net = StarDist2D(None, name=os.path.basename(model.rstrip("/")), basedir=os.path.dirname(model.rstrip("/")))
+        return [net.predict_instances(normalize(frame, 1, 99.8))[0].astype(np.int32) for frame in stack]
+    from cellpose import models  # pragma: no cover - optional dependency
+
+    net = models.CellposeModel(pretrained_model=model, gpu=False)
+    return [np.asarray(net.eval(frame)[0], dtype=np.int32) for frame in stack]
 
 
 def validate_segmentation(*, labels: str, truth: str, scores: str, image: str) -> None:
@@ -191,8 +269,9 @@ def _frame_columns(table: pd.DataFrame, *, image: str, frame: int, interval: flo
 
 
 def measure(*, image: str, labels: str, measurements: str, name: str, reading: Mapping[str, Any],
-            saturation: float | None) -> None:
-    """Shape (px and µm) and per-channel intensity of every object in every frame."""
+            saturation: float | None, method: str = "threshold") -> None:
+    """Shape (px and µm) and per-channel intensity of every object in every frame;
+    for rods (method ``log_edges``) also pole-to-pole length and width."""
     from . import measure as m
 
     img = _read(image, reading)
@@ -202,6 +281,10 @@ def measure(*, image: str, labels: str, measurements: str, name: str, reading: M
     for t in range(lab.shape[0]):
         channels = {ch: img.data[t, c] for c, ch in enumerate(img.channels)}
         table = m.measure_objects(lab[t], channels, pixel_size_um=img.pixel_size_um, saturation_value=sat)
+        if method == "log_edges":
+            from . import rods
+
+            table = table.merge(rods.rod_dimensions(lab[t], pixel_size_um=img.pixel_size_um), on="label", how="left")
         tables.append(_frame_columns(table, image=name, frame=t, interval=img.frame_interval_s))
     out = pd.concat(tables, ignore_index=True)
     log.info("%s: %d objects in %d frames; saturation at %s", name, len(out), lab.shape[0], sat)
@@ -312,7 +395,7 @@ def _restore_vanished(table: pd.DataFrame, nuclei: np.ndarray, reporters: Sequen
     return out.reset_index(drop=True)
 
 
-def object_tables(*, measurements: Sequence[str], rings: Sequence[str], thresholds: Sequence[str],
+def object_tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
                   objects: str, images: str, dataset: str) -> None:
     """Join measurements and rings of every image into the dataset's tidy tables.
 
@@ -335,7 +418,7 @@ def object_tables(*, measurements: Sequence[str], rings: Sequence[str], threshol
     table = table.sort_values(["image", "frame", "label"], kind="stable")
     io.write_table(table, objects)
 
-    frames = pd.concat([io.read_table(p) for p in thresholds], ignore_index=True)[["image", "frame", "threshold"]]
+    per_frame_rows = pd.concat([io.read_table(p) for p in frames], ignore_index=True)[["image", "frame", "threshold"]]
     cn_cols = [c for c in table.columns if c.startswith("cn_") and c != "cn_reason"]
     agg = {"n_objects": ("label", "size"), "mean_area_px": ("area_px", "mean"), "mean_area_um2": ("area_um2", "mean")}
     for c in cn_cols:
@@ -343,7 +426,7 @@ def object_tables(*, measurements: Sequence[str], rings: Sequence[str], threshol
         agg[f"median_{c}"] = (c, "median")
     per_frame = table.groupby(["image", "frame"], sort=True).agg(**agg).reset_index() if len(table) else \
         pd.DataFrame(columns=["image", "frame", *agg])
-    summary = frames.merge(per_frame, on=["image", "frame"], how="left")
+    summary = per_frame_rows.merge(per_frame, on=["image", "frame"], how="left")
     summary["n_objects"] = summary["n_objects"].fillna(0).astype(int)
     summary.insert(0, "dataset", dataset)
     io.write_table(summary.sort_values(["image", "frame"], kind="stable"), images)
@@ -484,12 +567,12 @@ class _FigureDir:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def qc_figures(*, image: str, smoothed: str, mask: str, labels: str, ring_labels: str, thresholds: str,
-               qc: str, name: str, reading: Mapping[str, Any], channel: str | None,
-               figures: Mapping[str, Any], tracks: str | None = None) -> None:
+def qc_figures(*, image: str, labels: str, ring_labels: str, qc: str, name: str, reading: Mapping[str, Any], channel: str | None,
+               figures: Mapping[str, Any], tracks: str | None = None, smoothed: str | None = None,
+               mask: str | None = None, frames: str | None = None) -> None:
     """QC images of one image: overlays of the chosen frames (contours of nuclei
-    and rings, object or track ids), a montage, the threshold histogram and a
-    mask | labels panel. Written as PNGs into the folder ``qc``."""
+    and rings, object or track ids), a montage, and for the threshold method the
+    threshold histogram and a mask | labels panel. PNGs in the folder ``qc``."""
     from . import plots
 
     img = _read(image, reading)
@@ -497,15 +580,12 @@ def qc_figures(*, image: str, smoothed: str, mask: str, labels: str, ring_labels
     raw = img.channel(seg_channel)
     lab, _ = io.read_stack(labels)
     rings_stack, _ = io.read_stack(ring_labels)
-    smooth_stack, _ = io.read_stack(smoothed)
-    mask_stack, _ = io.read_stack(mask)
-    thr = io.read_table(thresholds)["threshold"].to_numpy()
     track_table = io.read_table(tracks) if tracks else None
-    frames = _frames_to_show(lab.shape[0], figures["qc_frames"])
+    shown = _frames_to_show(lab.shape[0], figures["qc_frames"])
     with _FigureDir(qc) as out:
         style = _style_with(figures, out)
         panels = []
-        for t in frames:
+        for t in shown:
             ids: bool | dict = bool(figures["qc_ids"])
             what = "ids"
             if ids and track_table is not None and len(track_table):
@@ -519,12 +599,16 @@ def qc_figures(*, image: str, smoothed: str, mask: str, labels: str, ring_labels
             panels.append((raw[t], lab[t], rings_stack[t], f"frame {t}"))
         fig = plots.qc_montage(panels, title=name, pixel_size_um=img.pixel_size_um, style=style)
         plots.save_figure(fig, os.path.join(out, "montage.png"), dpi=figures["dpi"], style=style)
-        fig = plots.threshold_histogram(smooth_stack, list(thr) if len(thr) > 1 else float(thr[0]),
-                                        log_counts=figures["log_counts"], title=f"{name}: threshold", style=style)
-        plots.save_figure(fig, os.path.join(out, "histogram.png"), dpi=figures["dpi"], style=style)
-        t = frames[0]
-        fig = plots.mask_labels_panel(raw[t], mask_stack[t], lab[t], title=f"{name}, frame {t}", style=style)
-        plots.save_figure(fig, os.path.join(out, f"mask_labels_t{t:03d}.png"), dpi=figures["dpi"], style=style)
+        if smoothed and mask and frames:
+            smooth_stack, _ = io.read_stack(smoothed)
+            mask_stack, _ = io.read_stack(mask)
+            thr = io.read_table(frames)["threshold"].to_numpy()
+            fig = plots.threshold_histogram(smooth_stack, list(thr) if len(thr) > 1 else float(thr[0]),
+                                            log_counts=figures["log_counts"], title=f"{name}: threshold", style=style)
+            plots.save_figure(fig, os.path.join(out, "histogram.png"), dpi=figures["dpi"], style=style)
+            t = shown[0]
+            fig = plots.mask_labels_panel(raw[t], mask_stack[t], lab[t], title=f"{name}, frame {t}", style=style)
+            plots.save_figure(fig, os.path.join(out, f"mask_labels_t{t:03d}.png"), dpi=figures["dpi"], style=style)
 
 
 def dataset_figures(*, objects: str, images: str, figures_dir: str, dataset: str,
@@ -550,7 +634,11 @@ def dataset_figures(*, objects: str, images: str, figures_dir: str, dataset: str
                 plots.save_figure(fig, os.path.join(out, f"{stem}.{fmt}"), dpi=figures["dpi"], style=style)
 
         save(plots.count_per_frame(img, groups=groups, title=f"{dataset}: objects", style=style), "counts")
-        save(plots.area_distribution(obj, groups=groups, title=f"{dataset}: nucleus area", style=style), "area")
+        save(plots.area_distribution(obj, groups=groups, title=f"{dataset}: object area", style=style), "area")
+        for column, what in (("length_um", "rod length"), ("width_um", "rod width")):
+            if column in obj and obj[column].notna().any():
+                save(plots.area_distribution(obj, column=column, groups=groups, title=f"{dataset}: {what}",
+                                             style=style), f"{what.replace(' ', '_')}")
         for r in reporters:
             save(plots.cn_distribution(obj, reporter=r, groups=groups, title=f"{dataset}: C/N {r}", style=style),
                  f"cn_distribution_{r}")
@@ -666,3 +754,47 @@ def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Se
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["image", "track_id", "parent_track_id", "frame", "time_s", "x", "y"])
     io.write_table(table, traces_table)
+
+
+def validate_sizes(*, labels: str, truth: str, measurements: str, sizes_truth: str, scores: str, image: str) -> None:
+    """Rod length and width of each detected object against the ground truth of
+    its matched (IoU >= 0.5) true object."""
+    pred, _ = io.read_stack(labels)
+    gt, _ = io.read_stack(truth)
+    meas = io.read_table(measurements)
+    true = io.read_table(sizes_truth)
+    for col in ("label", "length_um", "width_um"):
+        if col not in true.columns:
+            raise io.InputError(f"{sizes_truth}: no column '{col}'; give label, length_um, width_um")
+        if col not in meas.columns:
+            raise io.InputError(f"{measurements}: no column '{col}'; sizes are measured for segment.method log_edges")
+    if "frame" not in true.columns:
+        true = true.assign(frame=0)
+    rows = []
+    for t in range(pred.shape[0]):
+        m = validate.match(gt[t], pred[t])
+        m = m[m["iou"] >= 0.5].copy()
+        m.insert(0, "frame", t)
+        rows.append(m)
+    matched = pd.concat(rows, ignore_index=True)
+    matched = matched.merge(true[["frame", "label", "length_um", "width_um"]].rename(
+        columns={"label": "true_label", "length_um": "length_true", "width_um": "width_true"}), on=["frame", "true_label"])
+    matched = matched.merge(meas[["frame", "label", "length_um", "width_um"]].rename(
+        columns={"label": "pred_label"}), on=["frame", "pred_label"])
+    matched["length_rel_error"] = matched["length_um"] / matched["length_true"] - 1
+    matched["width_rel_error"] = matched["width_um"] / matched["width_true"] - 1
+    matched.insert(0, "image", image)
+    io.write_table(matched, scores)
+
+
+def summarise_sizes(*, tables: Sequence[str], summary: str, dataset: str) -> None:
+    """Median absolute relative error of length and width, per image and pooled."""
+    matched = pd.concat([io.read_table(p) for p in tables], ignore_index=True)
+    rows = []
+    for name, g in list(matched.groupby("image", sort=True)) + [("ALL", matched)]:
+        rows.append({"dataset": dataset, "image": name, "n_matched": len(g),
+                     "length_median_abs_rel_error": float(g["length_rel_error"].abs().median()),
+                     "length_median_rel_error": float(g["length_rel_error"].median()),
+                     "width_median_abs_rel_error": float(g["width_rel_error"].abs().median()),
+                     "width_median_rel_error": float(g["width_rel_error"].median())})
+    io.write_table(pd.DataFrame(rows), summary)

@@ -1075,7 +1075,9 @@ def example_files(outdir: str | os.PathLike, *, n_images: int = N_EXAMPLE_STILLS
                   out / "stills" / "gt" / f"{name}.csv"]
     files += [out / "timelapse" / "movie_00.tif", out / "timelapse" / "gt" / "movie_00.tif",
               out / "timelapse" / "gt" / "movie_00.csv", out / "timelapse" / "gt" / "movie_00_tracks.txt"]
-    return sorted(files)
+    from .synthetic_rods import rods_example_files
+
+    return sorted(files + list(rods_example_files(out)))
 
 
 def write_example(outdir: str | os.PathLike, *, seed: int = 0) -> list[pathlib.Path]:
@@ -1127,4 +1129,7 @@ def write_example(outdir: str | os.PathLike, *, seed: int = 0) -> list[pathlib.P
     with io.atomic_path(tr) as tmp:
         pathlib.Path(tmp).write_text("".join(lines))
     written += [p, g, c, tr]
+    from .synthetic_rods import write_rods_example
+
+    written += list(write_rods_example(out, seed=seed))
     return sorted(written)

@@ -126,7 +126,7 @@ _CELL_COLUMNS = ["label", "x", "y", "length_um", "width_um", "area_px"]
 
 @dataclass(frozen=True)
 class _Rod:
-    """One cell: a capsule around the segment ``p0``-``p1`` (px, ``(y, x)``) of radius ``r``."""
+    """One cell: the capsule of radius ``r_px`` around its axis segment ``ends`` (px, ``(y, x)``)."""
 
     cy: float
     cx: float

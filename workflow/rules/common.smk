@@ -241,9 +241,61 @@ def tracked_image_names(wildcards):
     return tracked_images(wildcards.dataset)
 
 
+def ground_truth_sizes_path(wildcards):
+    """Input function: the ground-truth rod sizes table of {dataset}/{image}."""
+    return config["datasets"][wildcards.dataset]["ground_truth_sizes"].format(image=wildcards.image)
+
+
 def ground_truth_tracks_path(wildcards):
     """Input function: the ground-truth man_track.txt of {dataset}/{image}."""
     return config["datasets"][wildcards.dataset]["ground_truth_tracks"].format(image=wildcards.image)
+
+
+def figures_settings():
+    """The figures section, with the style file found next to the workflow when
+    it is not in the working directory (runs with --directory elsewhere)."""
+    settings = dict(config["figures"])
+    style = settings["style"]
+    if not os.path.exists(style) and not os.path.isabs(style):
+        candidate = os.path.join(workflow.basedir, style)
+        if os.path.exists(candidate):
+            settings["style"] = candidate
+    return settings
+
+
+def segment_method(dataset):
+    return config["datasets"][dataset]["segment"]["method"]
+
+
+def label_inputs(wildcards):
+    """Input function (unpacked): what rule label reads for the dataset's method."""
+    method = segment_method(wildcards.dataset)
+    if method == "threshold":
+        return {
+            "mask": rules.refine.output.refined.format(**wildcards),
+            "smoothed": rules.smooth.output.smoothed.format(**wildcards),
+            "thresholds": rules.threshold.output.table.format(**wildcards),
+        }
+    inputs = {"image": image_path(wildcards)}
+    if method == "labels":
+        pattern = config["datasets"][wildcards.dataset]["segment"]["labels"]
+        if not pattern:
+            _fail(f"config key datasets.{wildcards.dataset}.segment.labels: method 'labels' needs the pattern "
+                  "of the label images, e.g. 'labels/{image}_labels.tif'")
+        inputs["external"] = pattern.format(image=wildcards.image)
+    return inputs
+
+
+def qc_threshold_inputs(wildcards):
+    """Input function (unpacked): smoothed image, mask and thresholds for the QC
+    histogram and mask panels (threshold method only)."""
+    if segment_method(wildcards.dataset) != "threshold":
+        return {}
+    return {
+        "smoothed": rules.smooth.output.smoothed.format(**wildcards),
+        "mask": rules.refine.output.refined.format(**wildcards),
+        "frames": rules.label.output.frames.format(**wildcards),
+    }
 
 
 def tracks_of_image(wildcards):
@@ -281,6 +333,8 @@ def all_targets():
             targets.append(f"results/{name}/validation/segmentation.csv")
             if ds["ground_truth_cn"]["table"]:
                 targets.append(f"results/{name}/validation/cn.csv")
+            if ds["ground_truth_sizes"]:
+                targets.append(f"results/{name}/validation/sizes.csv")
             if ds["ground_truth_tracks"] and tracked_images(name):
                 targets.append(f"results/{name}/validation/tracking.csv")
         if tracked_images(name):

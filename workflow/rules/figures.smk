@@ -3,12 +3,10 @@
 
 rule qc:
     input:
+        unpack(qc_threshold_inputs),
         image=image_path,
-        smoothed=rules.smooth.output.smoothed,
-        mask=rules.refine.output.refined,
         labels=rules.label.output.labels,
         ring_labels=rules.rings.output.ring_labels,
-        thresholds=rules.threshold.output.table,
         tracks=tracks_of_image,
     output:
         qc=report(
@@ -22,7 +20,7 @@ rule qc:
         name="{image}",
         reading=reading,
         channel=segment_key("channel"),
-        figures=lookup(dpath="figures", within=config),
+        figures=figures_settings(),
         code=code_version("plots"),
     log:
         step="results/{dataset}/logs/qc/{image}.log",
@@ -46,7 +44,7 @@ rule dataset_figures:
         ),
     params:
         dataset="{dataset}",
-        figures=lookup(dpath="figures", within=config),
+        figures=figures_settings(),
         conditions=dataset_key("conditions"),
         stimulus_frame=dataset_key("stimulus_frame"),
         baseline_frames=dataset_key("traces/baseline_frames"),

@@ -11,7 +11,8 @@ rule measure:
         name="{image}",
         reading=reading,
         saturation=dataset_key("saturation"),
-        code=code_version("measure"),
+        method=segment_key("method"),
+        code=code_version("measure", "rods"),
     log:
         step="results/{dataset}/logs/measure/{image}.log",
         benchmark="results/{dataset}/benchmarks/measure/{image}.tsv",
@@ -44,7 +45,7 @@ rule tables:
     input:
         measurements=per_image(rules.measure.output.measurements),
         rings=per_image(rules.rings.output.ring_table),
-        thresholds=per_image(rules.threshold.output.table),
+        frames=per_image(rules.label.output.frames),
     output:
         objects="results/{dataset}/tables/objects.csv",
         images="results/{dataset}/tables/images.csv",

@@ -57,15 +57,21 @@ rule refine:
 
 rule label:
     input:
-        mask=rules.refine.output.refined,
-        smoothed=rules.smooth.output.smoothed,
+        unpack(label_inputs),
     output:
         labels="results/{dataset}/labels/{image}.tif",
+        frames="results/{dataset}/labels/{image}.csv",
     params:
+        name="{image}",
+        method=segment_key("method"),
         diameter=segment_key("diameter"),
         split=segment_key("split"),
         refine=segment_key("refine"),
-        code=code_version("segment", "params"),
+        log_edges=segment_key("log_edges"),
+        model=segment_key("model"),
+        reading=reading,
+        channel=segment_key("channel"),
+        code=code_version("segment", "params", "rods"),
     log:
         step="results/{dataset}/logs/label/{image}.log",
         benchmark="results/{dataset}/benchmarks/label/{image}.tsv",

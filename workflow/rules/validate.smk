@@ -92,3 +92,34 @@ rule tracking_summary:
         step="results/{dataset}/logs/tracking_summary.log",
     run:
         step("summarise_tracking", input, output, params, log)
+
+
+rule validate_sizes:
+    input:
+        labels=rules.label.output.labels,
+        truth=ground_truth_path,
+        measurements=rules.measure.output.measurements,
+        sizes_truth=ground_truth_sizes_path,
+    output:
+        scores="results/{dataset}/validation/sizes/{image}.csv",
+    params:
+        image="{image}",
+        code=code_version("validate", "rods"),
+    log:
+        step="results/{dataset}/logs/validate_sizes/{image}.log",
+    run:
+        step("validate_sizes", input, output, params, log)
+
+
+rule sizes_summary:
+    input:
+        tables=per_image(rules.validate_sizes.output.scores),
+    output:
+        summary="results/{dataset}/validation/sizes.csv",
+    params:
+        dataset="{dataset}",
+        code=code_version("validate"),
+    log:
+        step="results/{dataset}/logs/sizes_summary.log",
+    run:
+        step("summarise_sizes", input, output, params, log)
