@@ -560,6 +560,7 @@ class _FigureDir:
         if os.path.exists(style):
             os.remove(style)
         if kind is None:
+            os.chmod(self.tmp, 0o777 & ~io._umask())  # mkdtemp creates 0700
             if os.path.isdir(self.path):
                 shutil.rmtree(self.path)
             os.replace(self.tmp, self.path)

@@ -146,3 +146,12 @@ def test_label_dtype():
 def test_image_name():
     assert io.image_name("a/b/field 01.ome.tif") == "field 01"
     assert io.image_name("x.TIFF") == "x"
+
+
+def test_atomic_writes_get_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "p.csv")
+    mode = stat.S_IMODE(os.stat(tmp_path / "p.csv").st_mode)
+    assert mode == 0o666 & ~io._umask()
