@@ -206,32 +206,56 @@ def read_metadata(path: str | os.PathLike) -> FileMetadata:
         )
 
 
+def check_axes(shape: tuple[int, ...], axes: str, *, path: str = "") -> str:
+    """Check that an axes string fits a shape; return it upper-cased.
+
+    Letters other than T, C, Y, X are allowed only for dimensions of size 1.
+    """
+    axes = axes.upper()
+    where = f"{path}: " if path else ""
+    if len(axes) != len(shape):
+        raise InputError(
+            f"{where}axes '{axes}' has {len(axes)} letters but the image has {len(shape)} "
+            f"dimensions {tuple(shape)}; set the dataset's 'axes' to one letter per "
+            "dimension (e.g. TCYX)"
+        )
+    if len(set(axes)) != len(axes):
+        raise InputError(f"{where}axes '{axes}' repeats a letter; set 'axes' correctly (e.g. TCYX)")
+    for letter, size in zip(axes, shape):
+        if letter not in KNOWN_AXES and size != 1:
+            what = {"S": "an RGB/sample axis", "Z": "a Z stack"}.get(letter, f"axis '{letter}'")
+            raise InputError(
+                f"{where}image has {what} of size {size} (axes {axes}, shape {tuple(shape)}); "
+                "snakescope analyses single-plane fluorescence channels: split RGB into channels "
+                "or project Z stacks first, or correct the dataset's 'axes'"
+            )
+    if "Y" not in axes or "X" not in axes:
+        raise InputError(f"{where}axes '{axes}' must contain Y and X; fix the dataset's 'axes'")
+    return axes
+
+
+def default_axes(shape: tuple[int, ...], file_axes: str | None, *, path: str = "") -> str:
+    """Axes of an image when the config gives none: from the file's metadata,
+    ``YX`` for 2-D, ``YXS`` for RGB(A); otherwise the user must say."""
+    if file_axes is not None:
+        return file_axes
+    if len(shape) == 2:
+        return "YX"
+    if len(shape) == 3 and shape[-1] in (3, 4) and shape[0] > 4:
+        return "YXS"
+    raise InputError(
+        f"{path}: image has shape {tuple(shape)} and no axes metadata; "
+        "set the dataset's 'axes' (e.g. TYX, CYX or TCYX)"
+    )
+
+
 def normalise_axes(data: np.ndarray, axes: str, *, path: str = "") -> np.ndarray:
     """Reorder ``data`` with the given axes string into ``TCYX``.
 
     Singleton dimensions with letters outside ``TCYX`` are dropped; any other
     letter (e.g. a real ``Z`` or an RGB ``S`` sample axis) is an error.
     """
-    axes = axes.upper()
-    where = f"{path}: " if path else ""
-    if len(axes) != data.ndim:
-        raise InputError(
-            f"{where}axes '{axes}' has {len(axes)} letters but the image has {data.ndim} "
-            f"dimensions {tuple(data.shape)}; set the dataset's 'axes' to one letter per "
-            "dimension (e.g. TCYX)"
-        )
-    if len(set(axes)) != len(axes):
-        raise InputError(f"{where}axes '{axes}' repeats a letter; set 'axes' correctly (e.g. TCYX)")
-    for letter, size in zip(axes, data.shape):
-        if letter not in KNOWN_AXES and size != 1:
-            what = {"S": "an RGB/sample axis", "Z": "a Z stack"}.get(letter, f"axis '{letter}'")
-            raise InputError(
-                f"{where}image has {what} of size {size} (axes {axes}, shape {tuple(data.shape)}); "
-                "snakescope analyses single-plane fluorescence channels: split RGB into channels "
-                "or project Z stacks first, or correct the dataset's 'axes'"
-            )
-    if "Y" not in axes or "X" not in axes:
-        raise InputError(f"{where}axes '{axes}' must contain Y and X; fix the dataset's 'axes'")
+    axes = check_axes(tuple(data.shape), axes, path=path)
     keep = [i for i, a in enumerate(axes) if a in KNOWN_AXES]
     squeeze = tuple(i for i, a in enumerate(axes) if a not in KNOWN_AXES)
     data = np.squeeze(data, axis=squeeze) if squeeze else data
@@ -286,17 +310,7 @@ def read_image(
     if data.dtype.kind not in "uif" or data.dtype.kind == "c":
         raise InputError(f"{path}: pixel type {data.dtype} is not supported; save as 8/16-bit or float")
     if axes is None:
-        if file_axes is not None:
-            axes = file_axes
-        elif data.ndim == 2:
-            axes = "YX"
-        elif data.ndim == 3 and data.shape[-1] in (3, 4) and series_is_rgb(data):
-            axes = "YXS"
-        else:
-            raise InputError(
-                f"{path}: image has shape {tuple(data.shape)} and no axes metadata; "
-                "set the dataset's 'axes' (e.g. TYX, CYX or TCYX)"
-            )
+        axes = default_axes(tuple(data.shape), file_axes, path=path)
     tcyx = normalise_axes(data, axes, path=path)
     n_channels = tcyx.shape[1]
     if channels is None:
@@ -321,11 +335,6 @@ def read_image(
         axes=axes,
         path=path,
     )
-
-
-def series_is_rgb(data: np.ndarray) -> bool:
-    """Heuristic: a 3-D array whose last axis has 3 or 4 samples is RGB(A)."""
-    return data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4
 
 
 @contextlib.contextmanager
@@ -470,11 +479,5 @@ def image_name(path: str | os.PathLike) -> str:
 def frame_count(path: str | os.PathLike, *, axes: str | None = None) -> int:
     """Number of time frames of an image, from its header only (no pixel data)."""
     md = read_metadata(path)
-    axes = (axes or md.axes or ("YX" if len(md.shape) == 2 else "")).upper()
-    if len(axes) != len(md.shape):
-        what = f"axes '{axes}' do not match it" if axes else "no axes metadata"
-        raise InputError(
-            f"{path}: image has shape {md.shape} and {what}; set the dataset's 'axes' "
-            "(e.g. TYX, CYX or TCYX), or track.enabled"
-        )
+    axes = check_axes(md.shape, axes or default_axes(md.shape, md.axes, path=str(path)), path=str(path))
     return int(md.shape[axes.index("T")]) if "T" in axes else 1

@@ -6,7 +6,12 @@ rule provenance:
         images=dataset_images,
         ground_truth=dataset_ground_truth,
     output:
-        config="results/{dataset}/provenance/config.yaml",
+        config=report(
+            "results/{dataset}/provenance/config.yaml",
+            caption="../report/provenance.rst",
+            category="{dataset}",
+            subcategory="Provenance",
+        ),
         versions="results/{dataset}/provenance/versions.yaml",
         checksums="results/{dataset}/provenance/inputs.csv",
     params:

@@ -1,0 +1,257 @@
+"""The workflow through a real single-node SLURM cluster (profiles/slurm + profiles/slurm-test).
+
+Runs only when asked: SNAKESCOPE_CLUSTER=1, or CI=true (SNAKESCOPE_CLUSTER=0 skips
+even then); `make test-cluster` does it. Uses the cluster that
+tests/cluster/with_slurm.py started (SNAKESCOPE_SLURM_DIR), or starts one for this
+module (root and the Debian packages, installed if missing). When SLURM cannot be
+started the module is skipped with the reason, or fails with
+SNAKESCOPE_REQUIRE_SLURM=1.
+
+SNAKESCOPE_CLUSTER_FULL=1 also runs the example without grouping (one SLURM job
+per rule and image: several minutes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+PROFILES = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-test")]
+STATE_DIR = Path(os.environ.get("SNAKESCOPE_SLURM_DIR", "/tmp/snakescope-slurm"))
+REQUIRE = os.environ.get("SNAKESCOPE_REQUIRE_SLURM") == "1"
+#: Bounds on a whole snakemake run through the test cluster (a hang fails, not blocks, CI).
+RUN_TIMEOUT = 900
+FAIL_TIMEOUT = 300
+
+_asked = os.environ.get("SNAKESCOPE_CLUSTER")
+if not (_asked == "1" or (_asked != "0" and os.environ.get("CI") == "true") or REQUIRE):
+    pytest.skip("cluster tests start a SLURM cluster: run them with `make test-cluster` or "
+                "SNAKESCOPE_CLUSTER=1 (CI=true runs them too)", allow_module_level=True)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
+
+
+def _unavailable(reason: str):
+    if REQUIRE:
+        pytest.fail(f"SLURM is required (SNAKESCOPE_REQUIRE_SLURM=1) but {reason}", pytrace=False)
+    pytest.skip(f"SLURM cluster tests skipped: {reason}", allow_module_level=True)
+
+
+if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+    _unavailable("snakemake-executor-plugin-slurm is not installed in this venv "
+                 "(pip install snakemake-executor-plugin-slurm==2.8.0)")
+
+
+def _running_cluster() -> bool:
+    """A cluster started by with_slurm.py/start_slurm.sh is up in STATE_DIR."""
+    conf = STATE_DIR / "etc" / "slurm.conf"
+    if not (STATE_DIR / "pids").exists() or not conf.exists() or shutil.which("sinfo") is None:
+        return False
+    res = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, SLURM_CONF=str(conf)))
+    return res.returncode == 0 and any(state in res.stdout for state in ("idle", "mix", "alloc"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Environment of a running test cluster (started here if none is running)."""
+    if _running_cluster():
+        yield dict(os.environ, SLURM_CONF=str(STATE_DIR / "etc" / "slurm.conf"))
+        return
+    if os.geteuid() != 0:
+        _unavailable("no test cluster is running and starting one needs root (run `make test-cluster` as root)")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        _unavailable("SLURM is not installed and there is no apt-get to install it")
+    holder = subprocess.Popen([sys.executable, str(HERE / "with_slurm.py"), "--install", "--hold",
+                               "--dir", str(STATE_DIR)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300  # includes apt-get install
+    line = ""
+    while time.monotonic() < deadline and holder.poll() is None:
+        ready, _, _ = select.select([holder.stdout], [], [], 1.0)
+        if ready:
+            line = holder.stdout.readline()
+            break
+    if not line.startswith("ready"):
+        holder.stdin.close()
+        try:
+            err = holder.communicate(timeout=120)[1]
+        except subprocess.TimeoutExpired:
+            holder.terminate()
+            err = holder.communicate()[1]
+        _unavailable("the test cluster did not start:\n" + "\n".join(err.splitlines()[-15:]))
+    try:
+        yield dict(os.environ, SLURM_CONF=str(STATE_DIR / "etc" / "slurm.conf"))
+    finally:
+        holder.stdin.close()  # with_slurm.py stops the cluster and reaps it
+        _, err = holder.communicate(timeout=120)
+        assert holder.returncode == 0, f"the test cluster did not stop cleanly:\n{err[-3000:]}"
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = RUN_TIMEOUT):
+    """Snakemake on the example Snakefile in ``workdir`` (also the current directory:
+    SLURM jobs start in the directory snakemake was started from)."""
+    start = time.monotonic()
+    res = subprocess.run([SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+                          "--configfile", str(workdir / "config.yaml"), *args],
+                         cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    res.seconds = time.monotonic() - start
+    return res
+
+
+def example_workdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config" / "config.yaml", path / "config.yaml")
+    return path
+
+
+SKIP_PARTS = {"logs", "benchmarks", ".snakemake"}
+
+
+def outputs(workdir: Path) -> dict[str, Path]:
+    """Files the workflow made (results/, resources/), without logs and benchmarks."""
+    found = {}
+    for top in ("results", "resources"):
+        for p in sorted((workdir / top).rglob("*")):
+            rel = p.relative_to(workdir)
+            if p.is_file() and not SKIP_PARTS & set(rel.parts):
+                found[str(rel)] = p
+    return found
+
+
+def submissions(result) -> list[int]:
+    """SLURM job ids submitted by a run, from its log."""
+    return [int(i) for i in re.findall(r"has been submitted with SLURM jobid (\d+)", result.stdout + result.stderr)]
+
+
+def squeue_jobs(result, env) -> list[int]:
+    """The run's SLURM jobs as squeue sees them (jobs are named by the run's uuid;
+    no accounting here, so squeue shows finished jobs for MinJobAge = 600 s)."""
+    m = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr)
+    assert m, "no SLURM run ID in the log"
+    res = subprocess.run(["squeue", "-h", "-t", "all", "--name", m.group(1), "-o", "%i"],
+                         capture_output=True, text=True, env=env, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return sorted(int(x) for x in res.stdout.split())
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: rule -> count."""
+    lines = (result.stdout + result.stderr).splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("job") and "count" in line:
+            jobs = {}
+            for row in lines[i + 2:]:
+                parts = row.split()
+                if len(parts) != 2 or not parts[1].isdigit():
+                    break
+                jobs[parts[0]] = int(parts[1])
+            jobs.pop("total", None)
+            return jobs
+    return {}
+
+
+def ungrouped_profile(directory: Path) -> list[str]:
+    """profiles/slurm without groups (each rule and image its own SLURM job)."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    profile.pop("groups")
+    profile.pop("group-components")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(profile))
+    return ["--profile", str(directory), "--profile", str(ROOT / "profiles" / "slurm-test")]
+
+
+def assert_same_outputs(local: Path, other: Path):
+    a, b = outputs(local), outputs(other)
+    assert sorted(a) == sorted(b), f"different files: only local {sorted(set(a) - set(b))}, only SLURM {sorted(set(b) - set(a))}"
+    tables_and_images = [k for k in a if k.endswith((".tif", ".tiff", ".csv"))]
+    assert len(tables_and_images) > 20
+    differ = [k for k in tables_and_images if a[k].read_bytes() != b[k].read_bytes()]
+    assert not differ, f"TIFF/CSV files differ between the local and the SLURM run: {differ}"
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    work = example_workdir(tmp_path_factory.mktemp("local"))
+    res = snakemake(work, "--cores", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return work, res
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    work = example_workdir(tmp_path_factory.mktemp("slurm"))
+    res = snakemake(work, *PROFILES, env=cluster)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return work, res
+
+
+def test_example_through_slurm_is_byte_identical_to_local(local_run, slurm_run):
+    assert_same_outputs(local_run[0], slurm_run[0])
+    print(f"\nexample: local run {local_run[1].seconds:.1f} s, SLURM run {slurm_run[1].seconds:.1f} s")
+
+
+def test_grouping_batches_the_per_image_steps(slurm_run, cluster, tmp_path):
+    work, res = slurm_run
+    submitted = submissions(res)
+    # squeue and the log agree, and every submission left a SLURM log
+    assert squeue_jobs(res, cluster) == sorted(submitted)
+    assert len(list((work / ".snakemake" / "slurm_logs").rglob("*.log"))) == len(submitted)
+    # Without grouping: one SLURM job per job of a dry run (rules without a run:
+    # block, such as all, run in the main process).
+    dry = snakemake(example_workdir(tmp_path / "dry"), "-n", *ungrouped_profile(tmp_path / "profile"),
+                    env=cluster, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry)
+    ungrouped = sum(jobs.values()) - jobs.get("all", 0) - jobs.get("figures", 0)
+    print(f"\nSLURM jobs for the example: {len(submitted)} grouped, {ungrouped} without grouping "
+          f"(jobs per rule: {jobs})")
+    assert 0 < len(submitted) <= ungrouped / 4
+    names = {p.name for p in (work / ".snakemake" / "slurm_logs").iterdir()}
+    assert any(n.startswith("group_per_image") for n in names), names
+
+
+def test_corrupt_image_fails_fast_naming_rule_and_log(cluster, tmp_path):
+    """A garbage .tif through SLURM: non-zero exit, the failed rule and its log named, no hang."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.tif").write_bytes(b"II*\x00" + os.urandom(4096))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"datasets": {"corrupt": {
+        "images": [str(data / "broken.tif")],
+        "channels": ["nucleus", "reporter"],
+        "pixel_size_um": 0.65,
+        "segment": {"channel": "nucleus", "diameter": 11.7},
+    }}}))
+    res = snakemake(tmp_path, *PROFILES, env=cluster, timeout=FAIL_TIMEOUT)
+    out = res.stdout + res.stderr
+    print(f"\ncorrupt image: exit {res.returncode} after {res.seconds:.1f} s, {len(submissions(res))} SLURM jobs")
+    assert res.returncode != 0
+    assert "Error in rule smooth" in out, out[-4000:]
+    log = "results/corrupt/logs/smooth/broken.log"
+    assert log in out, out[-4000:]
+    assert re.search(r"not a readable TIFF|truncated or corrupt", (tmp_path / log).read_text())
+    assert not (tmp_path / "results/corrupt/smooth/broken.tif").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("SNAKESCOPE_CLUSTER_FULL") != "1",
+                    reason="the ungrouped SLURM run takes minutes: set SNAKESCOPE_CLUSTER_FULL=1")
+def test_ungrouped_run_is_identical_too(local_run, cluster, tmp_path):
+    work = example_workdir(tmp_path / "work")
+    res = snakemake(work, *ungrouped_profile(tmp_path / "profile"), env=cluster, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert_same_outputs(local_run[0], work)
+    print(f"\nungrouped example: {len(submissions(res))} SLURM jobs, {res.seconds:.1f} s")
