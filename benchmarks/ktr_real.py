@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import tifffile
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +78,12 @@ def main() -> None:
     print(f"objects per frame: {images.n_objects.min()}-{images.n_objects.max()}; tracks spanning all "
           f"{n_frames} frames: {full}")
     print("median ERK C/N per frame: " + ", ".join(f"{v:.3f}" for v in images["median_cn_erk"]))
+    stack_mb = int(np.prod(tifffile.TiffFile(movie).series[0].shape)) * 2 / 2**20
+    limit = 4 * stack_mb + 300
+    worst = table.sort_values("max_rss_mb").iloc[-1]
+    print(f"memory: input stack {stack_mb:.0f} MiB -> limit 4 x stack + 300 = {limit:.0f} MiB; "
+          f"largest step peak RSS {worst.max_rss_mb:.0f} MiB ({worst.rule}): "
+          f"{'OK' if worst.max_rss_mb <= limit else 'OVER'}")
     print(f"CellProfiler 5 anchor {CELLPROFILER_S:.0f} s / snakescope {wall:.1f} s = {CELLPROFILER_S / wall:.1f}x "
           "(target >= 8x, wall <= 21 s)")
     if not args.keep:

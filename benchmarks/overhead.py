@@ -3,9 +3,9 @@
 Makes N synthetic 1024x1024 stills (touching bright nuclei on a noisy
 background), then measures, on the same machine in one run:
 
-* workflow: ``snakemake --cores C`` on them (smooth -> threshold -> refine ->
-  label, one file per step, warm worker pool, workflow profile), from a clean
-  results directory;
+* workflow: ``snakemake --cores C --until label`` on them (smooth -> threshold
+  -> refine -> label, one file per step, warm worker pool, workflow profile),
+  from a clean results directory;
 * loop: ``multiprocessing.Pool(C)`` calling the same step functions
   (``snakescope.steps``) on the same files, writing the same outputs.
 
@@ -55,6 +55,7 @@ def make_image(seed: int, size: int) -> np.ndarray:
 
 
 SEGMENT = {"diameter": 18}
+READING = {"axes": None, "channels": None, "pixel_size_um": None, "frame_interval_s": None}
 
 
 def one_image(args: tuple[str, str, str, dict]) -> None:
@@ -63,8 +64,7 @@ def one_image(args: tuple[str, str, str, dict]) -> None:
 
     image, name, out, seg = args
     r = f"{out}/results/loop"
-    steps.smooth(image=image, smoothed=f"{r}/smooth/{name}.tif",
-                 reading={"axes": None, "channels": None, "pixel_size_um": None, "frame_interval_s": None},
+    steps.smooth(image=image, smoothed=f"{r}/smooth/{name}.tif", reading=READING,
                  channel=None, diameter=seg["diameter"], smooth=seg["smooth"])
     steps.threshold(smoothed=f"{r}/smooth/{name}.tif", mask=f"{r}/threshold/{name}.tif",
                     table=f"{r}/threshold/{name}.csv", image=name, diameter=seg["diameter"],
@@ -72,8 +72,10 @@ def one_image(args: tuple[str, str, str, dict]) -> None:
     steps.refine(mask=f"{r}/threshold/{name}.tif", refined=f"{r}/refine/{name}.tif",
                  diameter=seg["diameter"], refine=seg["refine"])
     steps.label(mask=f"{r}/refine/{name}.tif", smoothed=f"{r}/smooth/{name}.tif",
-                labels=f"{r}/labels/{name}.tif", diameter=seg["diameter"], split=seg["split"],
-                refine=seg["refine"])
+                thresholds=f"{r}/threshold/{name}.csv", labels=f"{r}/labels/{name}.tif",
+                frames=f"{r}/labels/{name}.csv", name=name, method="threshold", diameter=seg["diameter"],
+                split=seg["split"], refine=seg["refine"], log_edges=seg["log_edges"], model=None,
+                reading=READING, channel=None)
 
 
 def main() -> None:
@@ -92,7 +94,8 @@ def main() -> None:
         tifffile.imwrite(data / f"img_{i:04d}.tif", make_image(i, args.size))
     print(f"made {args.images} images of {args.size}x{args.size} in {time.perf_counter() - t0:.1f} s")
 
-    config = {"datasets": {"bench": {"images": str(data / "{image}.tif"), "segment": dict(SEGMENT)}}}
+    config = {"datasets": {"bench": {"images": str(data / "{image}.tif"), "segment": dict(SEGMENT),
+                                     "track": {"enabled": False}}}}
     cfg_path = work / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
 
@@ -104,7 +107,7 @@ def main() -> None:
 
     env = dict(os.environ)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(work), "--configfile", str(cfg_path), "--cores", str(args.cores), "--quiet"]
+           "--directory", str(work), "--configfile", str(cfg_path), "--cores", str(args.cores), "--quiet", "--until", "label"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wf = time.perf_counter() - t0
