@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import site; open(site.getsitepackages()[0] + '/snakescope.pth', 'w').write('$(CURDIR)\n')"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,3 +29,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+# Tests against a real single-node SLURM cluster on 127.0.0.1 (needs root; installs
+# the Debian packages slurmctld slurmd slurm-client munge if missing): start it,
+# run tests/cluster with profiles/slurm + profiles/slurm-test, stop it (also when
+# the tests fail). Not part of `make test`.
+.PHONY: test-cluster
+test-cluster: $(STAMP)
+	SNAKESCOPE_CLUSTER=1 $(BIN)/python tests/cluster/with_slurm.py --install -- $(BIN)/python -m pytest -q tests/cluster

@@ -14,6 +14,7 @@ min_version("9.0")
 
 import yaml
 
+sys.path.insert(0, workflow.basedir)  # the library next to the Snakefile, installed or not
 import snakescope
 from snakescope import io as sio
 from snakescope import runner
