@@ -47,3 +47,23 @@ def test_bad_config_one_line_naming_key(patch, message):
         check_config(cfg, schema)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _schema_keys(node, path=()):
+    """Every property path of the schema (dotted)."""
+    if isinstance(node, dict):
+        for key, sub in (node.get("properties") or {}).items():
+            yield path + (key,)
+            yield from _schema_keys(sub, path + (key,))
+        for sub in (node.get("patternProperties") or {}).values():
+            yield from _schema_keys(sub, path + ("<name>",))
+        ref = node.get("$ref")
+        if ref:
+            yield from _schema_keys(schema["$defs"][ref.split("/")[-1]], path)
+
+
+def test_every_config_key_is_documented():
+    readme = (ROOT / "config" / "README.md").read_text()
+    missing = sorted({p[-1] for p in _schema_keys(schema)} - {k for k in set(readme.replace("`", " `").split("`"))})
+    missing = [k for k in missing if f"`{k}`" not in readme and f".{k}`" not in readme and f"`{k}." not in readme]
+    assert missing == []
