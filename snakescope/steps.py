@@ -534,8 +534,10 @@ def _style_with(figures: Mapping[str, Any], directory: str) -> str:
     if figures["size_in"]:
         extra.append(f"figure.figsize: {figures['size_in'][0]}, {figures['size_in'][1]}")
     path = os.path.join(directory, ".style.mplstyle")
+    overridden = {line.split(":")[0] for line in extra}
     with open(style, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
-        dst.write(src.read().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
+        kept = [line for line in src.read().splitlines() if line.split(":")[0].strip() not in overridden]
+        dst.write("\n".join(kept + extra) + "\n")
     return path
 
 
