@@ -14,14 +14,18 @@
 #
 # Environment: SNAKESCOPE_SLURM_PORT (slurmctld port, default 6817; slurmd uses +1),
 # SNAKESCOPE_SLURM_PARTITION (default debug), SNAKESCOPE_SLURM_CPUS / _MEM_MB
-# (node size, default: this machine's), PYTHON (for the supervisor, default python3).
+# (node size; default: this machine's cores, at least 4, and 90% of its memory),
+# PYTHON (for the supervisor, default python3).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STATE="${1:-${SNAKESCOPE_SLURM_DIR:-/tmp/snakescope-slurm}}"
+STATE="$(realpath -m "${1:-${SNAKESCOPE_SLURM_DIR:-/tmp/snakescope-slurm}}")"
 PORT="${SNAKESCOPE_SLURM_PORT:-6817}"
 PARTITION="${SNAKESCOPE_SLURM_PARTITION:-debug}"
-CPUS="${SNAKESCOPE_SLURM_CPUS:-$(nproc)}"
+# At least 4 CPU slots, also on 2-core machines (SlurmdParameters=config_overrides
+# lets the node claim more than it has): concurrent test runs do not queue behind
+# each other; the steps are short and mostly wait.
+CPUS="${SNAKESCOPE_SLURM_CPUS:-$(( $(nproc) < 4 ? 4 : $(nproc) ))}"
 MEM_MB="${SNAKESCOPE_SLURM_MEM_MB:-$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)}"
 PYTHON="${PYTHON:-$(command -v python3)}"
 
@@ -48,14 +52,16 @@ fi
 # compute nodes). We link /run/slurm/conf to our etc/ directory: the only path
 # outside STATE_DIR that we write (a tmpfs; removed by stop_slurm.sh).
 [ ! -e /etc/slurm/slurm.conf ] || die "/etc/slurm/slurm.conf exists: srun inside the test jobs would read it, not ours"
-if [ -e /run/slurm/conf ] || [ -L /run/slurm/conf ]; then
-    [ -L /run/slurm/conf ] && [ ! -e /run/slurm/conf/slurm.conf ] \
-        || die "/run/slurm/conf exists ($(readlink /run/slurm/conf || echo 'not a link')): another SLURM node runs here"
+if [ -e /run/slurm/conf/slurm.conf ] && [ "$(readlink /run/slurm/conf)" != "$STATE/etc" ]; then
+    die "/run/slurm/conf/slurm.conf exists ($(readlink /run/slurm/conf || echo 'not a link')): another SLURM node runs here"
+fi
+# STATE_DIR is wiped: only an empty directory or one of ours.
+if [ -d "$STATE" ] && [ -n "$(ls -A "$STATE")" ] && [ ! -e "$STATE/daemons.json" ]; then
+    die "$STATE exists and is not a state directory of start_slurm.sh; give another one"
 fi
 rm -rf "$STATE"
 mkdir -p "$STATE"/{etc,state,spool,log,munge}
 chmod 755 "$STATE"
-STATE="$(cd "$STATE" && pwd)"
 
 # --- munge: own key, socket and logs, run as the munge user -----------------
 MUNGE="$STATE/munge"
@@ -152,8 +158,10 @@ while [ $SECONDS -lt $deadline ]; do
     fi
     sleep 0.2
 done
-echo "start_slurm: the cluster did not come up (node state: '${state:-none}'); logs:" >&2
 tail -n 20 "$STATE/log/supervisor.log" "$STATE/munge/munged.log" "$STATE/log/slurmctld.log" \
     "$STATE/log/slurmd.log" >&2 2>/dev/null || true
 "$HERE/stop_slurm.sh" "$STATE" >&2 || true
+cause=$(grep -h -m 3 -E "fatal|Error:|error: (Unable to bind|.*[Aa]ddress already in use)" \
+    "$STATE/log/supervisor.log" "$STATE/log/slurmctld.log" "$STATE/munge/munged.log" 2>/dev/null | head -3 | tr '\n' ' ' || true)
+echo "start_slurm: FAILED: the cluster did not come up (node state: '${state:-none}'; logs in $STATE/log): ${cause:-see the logs above}" >&2
 exit 1

@@ -12,7 +12,7 @@
 # this cluster. Exit status 0 when all is clean, 1 otherwise.
 set -uo pipefail
 
-STATE="${1:-${SNAKESCOPE_SLURM_DIR:-/tmp/snakescope-slurm}}"
+STATE="$(realpath -m "${1:-${SNAKESCOPE_SLURM_DIR:-/tmp/snakescope-slurm}}")"
 PIDS="$STATE/pids"
 GRACE="${SNAKESCOPE_SLURM_STOP_GRACE:-15}"
 
@@ -63,6 +63,22 @@ for name in slurmd slurmctld munged supervisor; do
 done
 
 # --- verify -------------------------------------------------------------------
+# A stopped process stays a zombie until its parent reaps it: the supervisor reaps
+# the daemons at once; the supervisor's own parent is the caller (with_slurm.py
+# reaps it right after we return) or, when the caller has exited, PID 1 -- which
+# on some machines (containers, micro-VMs) reaps late or never. Give it 10 s.
+pending() {
+    local name pid start
+    for name in "${ORDER[@]}"; do
+        pid=${PID[$name]} start=${START[$name]}
+        ours "$pid" "$start" || continue
+        [ "$name" = supervisor ] && [ "$(field "$pid" 1)" = Z ] && [ "$(field "$pid" 2)" != 1 ] && continue
+        return 0
+    done
+    return 1
+}
+end=$((SECONDS + 10))
+while pending && [ $SECONDS -lt $end ]; do sleep 0.2; done
 status=0
 for name in "${ORDER[@]}"; do
     pid=${PID[$name]} start=${START[$name]}

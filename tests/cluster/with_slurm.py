@@ -33,7 +33,24 @@ DEFAULT_DIR = os.environ.get("SNAKESCOPE_SLURM_DIR", "/tmp/snakescope-slurm")
 
 
 def say(msg: str) -> None:
-    print(f"with_slurm: {msg}", file=sys.stderr, flush=True)
+    """To stderr; never fails (the caller may be gone, the cluster must still stop)."""
+    try:
+        print(f"with_slurm: {msg}" if msg else "", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def script(name: str, *args: str) -> int:
+    """Run tests/cluster/<name>; its output goes to our stderr (captured first, so a
+    closed stderr cannot kill it half-way with SIGPIPE)."""
+    res = subprocess.run(["bash", str(HERE / name), *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in res.stdout.splitlines():
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+    return res.returncode
 
 
 def children() -> list[int]:
@@ -107,12 +124,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     if args.install:
-        rc = subprocess.run(["bash", str(HERE / "install_slurm.sh")], stdout=sys.stderr).returncode
+        rc = script("install_slurm.sh")
         if rc != 0:
             say(f"install_slurm.sh failed (exit {rc})")
             return 3
     t0 = time.monotonic()
-    rc = subprocess.run(["bash", str(HERE / "start_slurm.sh"), str(state)], stdout=sys.stderr).returncode
+    rc = script("start_slurm.sh", str(state))
     if rc != 0:
         reap_all(5)
         say(f"start_slurm.sh failed (exit {rc})")
@@ -124,7 +141,7 @@ def main() -> int:
     try:
         if args.hold:
             print(f"ready {state}", flush=True)
-            sys.stdin.read()  # until the holder closes our stdin
+            sys.stdin.read()  # until the holder closes our stdin (or exits)
         else:
             proc = subprocess.Popen(cmd, env=env)
             try:
@@ -138,7 +155,7 @@ def main() -> int:
         status = 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_rc = subprocess.run(["bash", str(HERE / "stop_slurm.sh"), str(state)], stdout=sys.stderr).returncode
+        stop_rc = script("stop_slurm.sh", str(state))
         left = reap_all(20)
         remaining = recorded_left(state)
         if stop_rc != 0 or remaining:
