@@ -337,6 +337,30 @@ def read_image(
     )
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> str:
+    """Remove temporary files (or folders) left next to ``path`` by an earlier,
+    killed write of the same output, and return the prefix for a new one.
+
+    Temporaries are named ``.tmp-<name>-<random>``: only the job writing
+    ``<name>`` creates them, so removing them cannot disturb another job.
+    """
+    import shutil
+
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    prefix = f".tmp-{os.path.basename(path.rstrip(os.sep))}-"
+    if os.path.isdir(directory):
+        for entry in os.listdir(directory):
+            if entry.startswith(prefix):
+                stale = os.path.join(directory, entry)
+                if os.path.isdir(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(stale)
+    return prefix
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path``; move it into place on success.
@@ -346,7 +370,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    prefix = remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=os.path.splitext(path)[1], dir=directory)
     os.close(fd)
     try:
         yield tmp

@@ -552,7 +552,8 @@ class _FigureDir:
 
         parent = os.path.dirname(self.path) or "."
         os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+        prefix = io.remove_stale_temporaries(self.path)
+        self.tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
         return self.tmp
 
     def __exit__(self, kind, value, tb) -> None:

@@ -155,3 +155,10 @@ def test_atomic_writes_get_usual_permissions(tmp_path):
     io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "p.csv")
     mode = stat.S_IMODE(os.stat(tmp_path / "p.csv").st_mode)
     assert mode == 0o666 & ~io._umask()
+
+
+def test_stale_temporaries_of_the_same_output_are_removed(tmp_path):
+    (tmp_path / ".tmp-a.csv-x1y2.csv").write_text("left by a killed job")
+    (tmp_path / ".tmp-b.csv-zzzz.csv").write_text("another job's live temporary")
+    io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "a.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-b.csv-zzzz.csv", "a.csv"]

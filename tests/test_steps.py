@@ -25,7 +25,7 @@ def test_object_tables_join_and_empty_frames(tmp_path):
     for name, df in [("m.csv", m), ("r.csv", r), ("t.csv", thr)]:
         io.write_table(df, tmp_path / name)
     steps.object_tables(measurements=[tmp_path / "m.csv"], rings=[tmp_path / "r.csv"],
-                        thresholds=[tmp_path / "t.csv"], objects=tmp_path / "o.csv",
+                        frames=[tmp_path / "t.csv"], objects=tmp_path / "o.csv",
                         images=tmp_path / "i.csv", dataset="d")
     o = pd.read_csv(tmp_path / "o.csv", keep_default_na=False, na_values=[""])
     assert len(o) == 2 and o.dataset.eq("d").all()

@@ -348,8 +348,11 @@ def test_write_example(tmp_path):
         + [f"stills/gt/field_{k:02d}.csv" for k in range(4)]
         + ["timelapse/movie_00.tif", "timelapse/gt/movie_00.tif", "timelapse/gt/movie_00.csv",
            "timelapse/gt/movie_00_tracks.txt"]
+        + [f"rods/colony_{k:02d}.tif" for k in range(3)]
+        + [f"rods/gt/colony_{k:02d}.{ext}" for k in range(3) for ext in ("tif", "csv")]
     )
     assert sorted(rel) == expected and paths == sorted(paths)
+    assert paths == synthetic.example_files(tmp_path / "a")  # the list the workflow expects
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
 
     again = synthetic.write_example(tmp_path / "b")
