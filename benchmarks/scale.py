@@ -42,7 +42,7 @@ def make_images(folder: Path, n: int) -> None:
 
 def run(work: Path, *args: str) -> tuple[float, float, subprocess.CompletedProcess]:
     cmd = ["/usr/bin/time", "-f", "%M", SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet", *args]
+           "--configfile", str(work / "config.yaml"), "--cores", "2", *args, "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
