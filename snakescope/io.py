@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -53,7 +53,6 @@ class Image:
     frame_interval_s: float | None = None
     axes: str = "TCYX"
     path: str = ""
-    extra: dict = field(default_factory=dict)
 
     def channel(self, name: str) -> np.ndarray:
         """Return the ``(T, Y, X)`` stack of one channel by name."""
@@ -180,6 +179,17 @@ def _interval_from_tiff(tif: tifffile.TiffFile) -> float | None:
     return None
 
 
+def _metadata(tif: tifffile.TiffFile) -> FileMetadata:
+    series = tif.series[0]
+    return FileMetadata(
+        shape=tuple(series.shape),
+        dtype=np.dtype(series.dtype),
+        axes=_axes_from_tiff(tif),
+        pixel_size_um=_pixel_size_from_tiff(tif),
+        frame_interval_s=_interval_from_tiff(tif),
+    )
+
+
 def read_metadata(path: str | os.PathLike) -> FileMetadata:
     """Read shape, dtype, axes and calibration from a TIFF header.
 
@@ -194,16 +204,9 @@ def read_metadata(path: str | os.PathLike) -> FileMetadata:
     """
     with _open_tiff(path) as tif:
         try:
-            series = tif.series[0]
+            return _metadata(tif)
         except Exception as exc:
             raise InputError(f"{path}: TIFF has no image data ({exc}); re-export it") from exc
-        return FileMetadata(
-            shape=tuple(series.shape),
-            dtype=np.dtype(series.dtype),
-            axes=_axes_from_tiff(tif),
-            pixel_size_um=_pixel_size_from_tiff(tif),
-            frame_interval_s=_interval_from_tiff(tif),
-        )
 
 
 def check_axes(shape: tuple[int, ...], axes: str, *, path: str = "") -> str:
@@ -304,13 +307,11 @@ def read_image(
             raise InputError(
                 f"{path}: TIFF is truncated or corrupt ({type(exc).__name__}: {exc}); re-export it"
             ) from exc
-        file_axes = _axes_from_tiff(tif)
-        md_pixel = _pixel_size_from_tiff(tif)
-        md_interval = _interval_from_tiff(tif)
+        md = _metadata(tif)
     if data.dtype.kind not in "uif" or data.dtype.kind == "c":
         raise InputError(f"{path}: pixel type {data.dtype} is not supported; save as 8/16-bit or float")
     if axes is None:
-        axes = default_axes(tuple(data.shape), file_axes, path=path)
+        axes = default_axes(tuple(data.shape), md.axes, path=path)
     tcyx = normalise_axes(data, axes, path=path)
     n_channels = tcyx.shape[1]
     if channels is None:
@@ -330,8 +331,8 @@ def read_image(
     return Image(
         data=tcyx,
         channels=names,
-        pixel_size_um=pixel_size_um if pixel_size_um is not None else md_pixel,
-        frame_interval_s=frame_interval_s if frame_interval_s is not None else md_interval,
+        pixel_size_um=pixel_size_um if pixel_size_um is not None else md.pixel_size_um,
+        frame_interval_s=frame_interval_s if frame_interval_s is not None else md.frame_interval_s,
         axes=axes,
         path=path,
     )
@@ -381,6 +382,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary folder next to ``path``; it replaces ``path`` on success
+    (with the usual permissions) and is removed on any exception."""
+    import shutil
+
+    path = os.fspath(path).rstrip(os.sep)
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=remove_stale_temporaries(path), dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
 
 
 def _umask() -> int:
@@ -462,15 +484,10 @@ def read_stack(path: str | os.PathLike) -> tuple[np.ndarray, FileMetadata]:
 
     Returns the array (2-D files get a leading T axis) and its metadata.
     """
-    md = read_metadata(path)
     with _strict_tiff(str(path)), _open_tiff(path) as tif:
+        md = _metadata(tif)
         data = tif.series[0].asarray()
-    axes = md.axes or ("YX" if data.ndim == 2 else "TYX")
-    if axes.upper() == "YX":
-        data = data[np.newaxis]
-    elif data.ndim == 2:
-        data = data[np.newaxis]
-    return data, md
+    return (data[np.newaxis] if data.ndim == 2 else data), md
 
 
 def label_dtype(max_label: int) -> np.dtype:

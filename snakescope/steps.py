@@ -8,10 +8,10 @@ test alike. None of them imports snakemake.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -236,11 +236,6 @@ def summarise_validation(*, tables: Sequence[str], summary: str, dataset: str) -
     io.write_table(table, summary)
     at50 = total[np.isclose(total["iou_threshold"], 0.5)].iloc[0]
     log.info("%s: F1@0.5 = %.3f (precision %.3f, recall %.3f)", dataset, at50.f1, at50.precision, at50.recall)
-
-
-def module_path(name: str) -> Path:
-    """Path of a snakescope module's source file (for code-change rerun triggers)."""
-    return Path(__file__).with_name(f"{name}.py")
 
 
 def _labels_for(image: io.Image, labels_path: str) -> np.ndarray:
@@ -524,51 +519,25 @@ def _frames_to_show(n_frames: int, wanted: Sequence[int | str]) -> list[int]:
     return out
 
 
-def _style_with(figures: Mapping[str, Any], directory: str) -> str:
-    """The configured style file, with the configured figure size and dpi appended
-    (written next to the outputs so the figures depend only on the config)."""
+@contextlib.contextmanager
+def _style_with(figures: Mapping[str, Any]) -> Iterator[str]:
+    """The configured style file with the configured figure size and dpi in place
+    of its own, as a temporary file (the figures depend only on the config)."""
+    import tempfile
+
     style = figures["style"]
     if not os.path.exists(style):
         raise io.InputError(f"config key figures.style: style file {style} not found")
     extra = [f"savefig.dpi: {figures['dpi']}"]
     if figures["size_in"]:
         extra.append(f"figure.figsize: {figures['size_in'][0]}, {figures['size_in'][1]}")
-    path = os.path.join(directory, ".style.mplstyle")
     overridden = {line.split(":")[0] for line in extra}
-    with open(style, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
-        kept = [line for line in src.read().splitlines() if line.split(":")[0].strip() not in overridden]
-        dst.write("\n".join(kept + extra) + "\n")
-    return path
-
-
-class _FigureDir:
-    """Write a folder of figures atomically: into a temporary sibling, then renamed."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path.rstrip("/")
-
-    def __enter__(self) -> str:
-        import tempfile
-
-        parent = os.path.dirname(self.path) or "."
-        os.makedirs(parent, exist_ok=True)
-        prefix = io.remove_stale_temporaries(self.path)
-        self.tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
-        return self.tmp
-
-    def __exit__(self, kind, value, tb) -> None:
-        import shutil
-
-        style = os.path.join(self.tmp, ".style.mplstyle")
-        if os.path.exists(style):
-            os.remove(style)
-        if kind is None:
-            os.chmod(self.tmp, 0o777 & ~io._umask())  # mkdtemp creates 0700
-            if os.path.isdir(self.path):
-                shutil.rmtree(self.path)
-            os.replace(self.tmp, self.path)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "style.mplstyle")
+        with open(style, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+            kept = [line for line in src.read().splitlines() if line.split(":")[0].strip() not in overridden]
+            dst.write("\n".join(kept + extra) + "\n")
+        yield path
 
 
 def qc_figures(*, image: str, labels: str, ring_labels: str, qc: str, name: str, reading: Mapping[str, Any], channel: str | None,
@@ -586,8 +555,7 @@ def qc_figures(*, image: str, labels: str, ring_labels: str, qc: str, name: str,
     rings_stack, _ = io.read_stack(ring_labels)
     track_table = io.read_table(tracks) if tracks else None
     shown = _frames_to_show(lab.shape[0], figures["qc_frames"])
-    with _FigureDir(qc) as out:
-        style = _style_with(figures, out)
+    with _style_with(figures) as style, io.atomic_dir(qc) as out:
         panels = []
         for t in shown:
             ids: bool | dict = bool(figures["qc_ids"])
@@ -630,8 +598,7 @@ def dataset_figures(*, objects: str, images: str, figures_dir: str, dataset: str
     groups = dict(conditions) or None
     reporters = [c[3:] for c in obj.columns if c.startswith("cn_") and c != "cn_reason"]
     baseline = tuple(baseline_frames) if baseline_frames else None
-    with _FigureDir(figures_dir) as out:
-        style = _style_with(figures, out)
+    with _style_with(figures) as style, io.atomic_dir(figures_dir) as out:
 
         def save(fig, stem: str) -> None:
             for fmt in figures["formats"]:
@@ -700,7 +667,7 @@ def ctc_export(*, track_labels: str, tracks: str, ctc: str) -> None:
 
     stack, _ = io.read_stack(track_labels)
     table = io.read_table(tracks)
-    with _FigureDir(ctc) as out:
+    with io.atomic_dir(ctc) as out:
         tr.write_ctc(out, stack, table)
 
 
