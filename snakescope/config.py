@@ -74,3 +74,203 @@ def load_yaml_strict(path: str) -> Any:
             return yaml.load(fh, Loader=StrictLoader)
         except yaml.YAMLError as exc:
             raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+
+
+# --------------------------------------------------------------------------
+# image discovery
+# --------------------------------------------------------------------------
+
+import glob as _glob
+import os as _os
+import re as _re
+from dataclasses import dataclass, field
+
+#: Pattern fields with a meaning of their own; every other field is metadata.
+FRAME, CHANNEL, IMAGE = "frame", "channel", "image"
+_FIELD_RE = _re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: Files that are never images: macOS resource forks and Finder files, hidden files.
+def _ignored(path: str) -> bool:
+    return _os.path.basename(path).startswith(".")
+
+
+@dataclass
+class ImageSource:
+    """Where one image of a dataset comes from.
+
+    Attributes
+    ----------
+    name : str
+        The image name (``{image}`` wildcard of the workflow).
+    files : list of str
+        One file, or one file per frame and channel in frame-major order
+        (``t0c0, t0c1, t1c0, ...``) when ``grid`` is set.
+    grid : tuple of int or None
+        ``(n_frames, n_channels)`` of an image assembled from many files.
+    channels : list of str or None
+        Channel names in C order when the files are one per channel.
+    fields : dict
+        Values of the pattern's metadata fields (``plate``, ``well``, ...).
+    """
+
+    name: str
+    files: list[str]
+    grid: tuple[int, int] | None = None
+    channels: list[str] | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int | None:
+        """Frames when known from the file layout (None: read the header)."""
+        return self.grid[0] if self.grid else None
+
+
+def pattern_fields(pattern: str) -> list[str]:
+    """Field names of an ``images`` pattern, in order of appearance (each once)."""
+    out: list[str] = []
+    for name in _FIELD_RE.findall(pattern):
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _pattern_regex(pattern: str) -> "_re.Pattern[str]":
+    parts, pos, seen = [], 0, set()
+    for m in _FIELD_RE.finditer(pattern):
+        parts.append(_re.escape(pattern[pos:m.start()]))
+        name = m.group(1)
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)")
+        seen.add(name)
+        pos = m.end()
+    parts.append(_re.escape(pattern[pos:]))
+    return _re.compile("".join(parts) + r"\Z")
+
+
+def _sort_key(value: str):
+    return (0, int(value), value) if value.isdigit() else (1, 0, value)
+
+
+def discover_images(dataset: str, images: str | list[str], *, channels: Any = None,
+                    key: str | None = None) -> dict[str, ImageSource]:
+    """The images of a dataset from its ``images`` setting.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name (the image name when a pattern has no field but ``frame``/``channel``).
+    images : str or list of str
+        A pattern with fields, e.g. ``"data/{image}.tif"``,
+        ``"movie/t{frame}.tif"`` (one file per frame: one image) or
+        ``"plate/{well}_s{site}_{channel}.tif"`` (one file per channel; one image
+        per combination of the other fields, named ``<well>_s<site>`` from the
+        pattern's text); or a list of files (image name = file name without
+        ``.tif``).
+    channels : list or mapping, optional
+        With a ``{channel}`` field: the channel values in C order (a list), or a
+        mapping from the value in the file name to the channel name.
+    key : str, optional
+        Config key named in errors (default ``datasets.<dataset>.images``).
+
+    Returns
+    -------
+    dict
+        Image name -> :class:`ImageSource`, sorted by name.
+    """
+    from .io import image_name
+
+    key = key or f"datasets.{dataset}.images"
+    if not isinstance(images, str):
+        out: dict[str, ImageSource] = {}
+        for path in images:
+            name = image_name(path)
+            if name in out:
+                raise InputError(
+                    f"config key {key}: two files named {name!r} ({out[name].files[0]}, {path}); "
+                    "rename one, image names must be unique within a dataset"
+                )
+            out[name] = ImageSource(name=name, files=[path])
+        return dict(sorted(out.items()))
+
+    fields = pattern_fields(images)
+    if not fields:
+        raise InputError(f"config key {key}: pattern {images!r} has no field such as {{image}} or {{frame}}; "
+                         "write e.g. 'data/{image}.tif' or list the files")
+    regex = _pattern_regex(images)
+    found = []
+    for path in _glob.glob(_FIELD_RE.sub("*", _glob.escape(images))):
+        m = regex.match(path)
+        if m and not _ignored(path):
+            found.append((path, m.groupdict()))
+    if not found:
+        raise InputError(
+            f"config key {key}: pattern {images!r} matches no file; check the path (relative to the "
+            f"working directory {_os.getcwd()})"
+        )
+    naming = [f for f in fields if f not in (FRAME, CHANNEL)]
+    channel_map = None
+    if CHANNEL in fields:
+        values = sorted({g[CHANNEL] for _, g in found}, key=_sort_key)
+        if channels is None:
+            channel_map = {v: v for v in values}
+        elif isinstance(channels, Mapping):
+            channel_map = {str(k): str(v) for k, v in channels.items()}
+        else:
+            channel_map = {str(v): str(v) for v in channels}
+        unknown = [v for v in values if v not in channel_map]
+        if unknown and channels is not None:
+            found = [(p, g) for p, g in found if g[CHANNEL] in channel_map]
+    groups: dict[tuple, list[tuple[str, dict]]] = {}
+    for path, g in found:
+        groups.setdefault(tuple(g[f] for f in naming), []).append((path, g))
+    out = {}
+    for values, members in groups.items():
+        meta = dict(zip(naming, values))
+        name = meta.get(IMAGE) or _name_from_pattern(images, meta, dataset)
+        if FRAME not in fields and CHANNEL not in fields:
+            out[name] = ImageSource(name=name, files=[members[0][0]], fields=_metadata(meta))
+            continue
+        frames = sorted({g.get(FRAME, "") for _, g in members}, key=_sort_key)
+        chans = list(channel_map) if channel_map else [None]
+        by_key = {(g.get(FRAME, ""), g.get(CHANNEL)): p for p, g in members}
+        files = []
+        for t in frames:
+            for c in chans:
+                path = by_key.get((t, c))
+                if path is None:
+                    missing = images.format(**{**meta, FRAME: t, CHANNEL: c} if c is not None else {**meta, FRAME: t})
+                    raise InputError(
+                        f"config key {key}: image {name!r} has no file {missing} (frame {t or 0}, channel {c}); "
+                        "every frame needs a file for every channel: add it, or remove that image's files"
+                    )
+                files.append(path)
+        out[name] = ImageSource(name=name, files=files, grid=(len(frames), len(chans)),
+                                channels=[channel_map[c] for c in chans] if channel_map else None,
+                                fields=_metadata(meta))
+    return dict(sorted(out.items()))
+
+
+def _metadata(meta: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in meta.items() if k != IMAGE}
+
+
+def _name_from_pattern(pattern: str, meta: Mapping[str, str], dataset: str) -> str:
+    """Image name from the metadata fields and the literal text between them in
+    the file name part of the pattern (``{well}_s{site}_{channel}.tif`` ->
+    ``A01_s1``); the dataset name when there are no such fields."""
+    if not meta:
+        return dataset
+    tail = pattern.split("/")[-1]
+    pieces, pos, started = [], 0, False
+    for m in _FIELD_RE.finditer(tail):
+        name = m.group(1)
+        literal = tail[pos:m.start()]
+        if name in meta:
+            if started:
+                pieces.append(literal)
+            pieces.append(meta[name])
+            started = True
+        pos = m.end()
+    in_tail = {m.group(1) for m in _FIELD_RE.finditer(tail)}
+    lead = [meta[f] for f in meta if f not in in_tail]  # fields of folders
+    name = "_".join(lead + ["".join(pieces).strip("_-.")] if pieces else lead)
+    return name

@@ -753,3 +753,61 @@ def measure_objects(
         data[f"{channel}_saturated_px"] = sat
 
     return pd.DataFrame(data)
+
+
+def saturation_level(dtype: np.dtype, saturation_value: float | None = None) -> float | None:
+    """The value at which pixels count as saturated: ``saturation_value`` when
+    given, else the maximum of an integer ``dtype`` (None for float images)."""
+    if saturation_value is not None:
+        return float(saturation_value)
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        return float(np.iinfo(dtype).max)
+    return None
+
+
+def measure_stack(
+    labels: np.ndarray,
+    data: np.ndarray,
+    channels: list[str],
+    *,
+    pixel_size_um: float | None = None,
+    saturation_value: float | None = None,
+    rods: bool = False,
+) -> pd.DataFrame:
+    """:func:`measure_objects` for every frame of a movie.
+
+    Parameters
+    ----------
+    labels : (T, Y, X) ndarray of int
+        Objects of every frame.
+    data : (T, C, Y, X) ndarray
+        The image; ``channels`` names its C axis.
+    pixel_size_um, saturation_value
+        As in :func:`measure_objects`.
+    rods : bool
+        Add pole-to-pole ``length`` and ``width`` of rods
+        (:func:`snakescope.rods.rod_dimensions`).
+
+    Returns
+    -------
+    DataFrame
+        Column ``frame`` followed by the columns of :func:`measure_objects`.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3 or data.ndim != 4 or labels.shape[0] != data.shape[0] or labels.shape[1:] != data.shape[2:]:
+        raise InputError(f"measure_stack: labels {labels.shape} (TYX) do not match data {data.shape} (TCYX)")
+    if len(channels) != data.shape[1]:
+        raise InputError(f"measure_stack: {len(channels)} channel names for {data.shape[1]} channels")
+    tables = []
+    for t in range(labels.shape[0]):
+        intensities = {ch: data[t, c] for c, ch in enumerate(channels)}
+        table = measure_objects(labels[t], intensities, pixel_size_um=pixel_size_um, saturation_value=saturation_value)
+        if rods:
+            from . import rods as rod_shapes
+
+            table = table.merge(rod_shapes.rod_dimensions(labels[t], pixel_size_um=pixel_size_um), on="label",
+                                how="left")
+        table.insert(0, "frame", t)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)

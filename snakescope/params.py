@@ -90,10 +90,20 @@ def smooth_params(smooth: Mapping[str, Any], *, diameter: float | str, pixel_siz
     return {"method": method, "size_px": size}
 
 
+def _manual_value(section: Mapping[str, Any], *, key: str) -> None:
+    """A manual threshold needs a finite ``value``."""
+    value = section.get("value")
+    if section.get("method") == "manual" and value is None:
+        raise InputError(f"config key {key}.value: method 'manual' needs a value; give the threshold level")
+    if value is not None and not math.isfinite(float(value)):
+        raise InputError(f"config key {key}.value: {value!r} is not a finite number; give the threshold level")
+
+
 def threshold_params(threshold: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
                      prefix: str = "segment") -> dict:
     """Keyword arguments of :func:`snakescope.segment.threshold_stack` from ``segment.threshold``."""
     d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    _manual_value(threshold, key=f"{prefix}.threshold")
     block = to_px(threshold["block_size"], pixel_size_um=pixel_size_um, key=f"{prefix}.threshold.block_size")
     return {
         "scope": threshold["scope"],
@@ -204,4 +214,82 @@ def track_params(track: Mapping[str, Any], *, diameter: float | str, pixel_size_
         "division_distance_px": max_d if div is None else div,
         "feature_weights": dict(track["features"]) or None,
         "min_length": int(track["min_length"]),
+    }
+
+
+def log_edges_params(log_edges: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                     prefix: str = "segment") -> dict:
+    """Keyword arguments of :func:`snakescope.rods.log_edges_segment` from
+    ``segment.log_edges`` (``segment.diameter`` is the rod width)."""
+    from . import rods
+
+    width = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
+    kwargs = rods.log_edges_defaults(width)
+    for key, name in (("sigma", "sigma_px"), ("mask_dilation", "mask_dilation_px"),
+                      ("seed_erosion", "seed_erosion_px")):
+        value = to_px(log_edges[key], pixel_size_um=pixel_size_um, key=f"{prefix}.log_edges.{key}")
+        if value is not None:
+            kwargs[name] = value
+    kwargs["invert"] = bool(log_edges["invert"])
+    return kwargs
+
+
+#: Keys of the ``segment`` section each method reads in rule ``label``.
+LABEL_KEYS = {
+    "threshold": ("diameter", "split", "refine"),
+    "log_edges": ("diameter", "log_edges", "channel"),
+    "labels": ("channel",),
+    "stardist": ("model", "channel"),
+    "cellpose": ("model", "channel"),
+}
+
+
+def label_settings(segment: Mapping[str, Any], reading: Mapping[str, Any]) -> dict:
+    """The settings rule ``label`` passes to its step: only what the dataset's
+    ``segment.method`` uses, so a change to another method's keys reruns nothing.
+
+    Methods that read the raw image (all but ``threshold``) also get
+    ``reading`` (how to read the image).
+    """
+    method = segment["method"]
+    settings = {"method": method, **{key: segment[key] for key in LABEL_KEYS[method]}}
+    if method != "threshold":
+        settings["reading"] = dict(reading)
+    return settings
+
+
+def rings_params(rings: Mapping[str, Any], *, diameter: float | str, pixel_size_um: float | None,
+                 channels: list[str], prefix: str = "rings") -> dict:
+    """Keyword arguments of :func:`snakescope.rings.measure_rings` (all but
+    ``reporters``) from the ``rings`` section, for an image with ``channels``."""
+    unknown = sorted(set(rings["background_per_channel"]) - set(channels))
+    if unknown:
+        raise InputError(
+            f"config key {prefix}.background_per_channel: channel(s) {unknown} not in the image's channels "
+            f"{channels}; fix the names"
+        )
+    backgrounds = {}
+    for ch in channels:
+        own = ch in rings["background_per_channel"]
+        backgrounds[ch] = background_params(
+            rings["background_per_channel"][ch] if own else rings["background"], diameter=diameter,
+            pixel_size_um=pixel_size_um,
+            prefix=f"{prefix}.background_per_channel.{ch}" if own else f"{prefix}.background")
+    mask = rings["mask"]
+    if mask["channel"] is not None:
+        _manual_value(mask, key=f"{prefix}.mask")
+    if mask["channel"] is not None and mask["channel"] not in channels:
+        raise InputError(
+            f"config key {prefix}.mask.channel: channel '{mask['channel']}' is not one of the image's channels "
+            f"{channels}; fix the name"
+        )
+    return {
+        **ring_params(rings, diameter=diameter, pixel_size_um=pixel_size_um, prefix=prefix),
+        "backgrounds": backgrounds,
+        "mask_channel": mask["channel"],
+        "mask_threshold": {"method": mask["method"], "value": mask["value"], "correction": mask["correction"]},
+        "nucleus_erosion_px": to_px(rings["nucleus_erosion"], pixel_size_um=pixel_size_um,
+                                    key=f"{prefix}.nucleus_erosion"),
+        "statistic": rings["statistic"],
+        "min_ring_px": rings["min_ring_px"],
     }

@@ -631,3 +631,151 @@ def erode_labels(labels: np.ndarray, *, radius_px: float) -> np.ndarray:
     lo = ndi.minimum_filter(labels, footprint=footprint, mode="constant", cval=0)
     hi = ndi.maximum_filter(labels, footprint=footprint, mode="constant", cval=0)
     return np.where((lo == labels) & (hi == labels), labels, 0).astype(labels.dtype)
+
+
+# --------------------------------------------------------------------------
+# a whole movie: backgrounds, rings, statistics per frame
+# --------------------------------------------------------------------------
+
+
+def cn_columns(columns: Sequence[str]) -> list[str]:
+    """The C/N ratio columns (``cn_<reporter>``) of a table, in order."""
+    return [c for c in columns if c.startswith("cn_") and c != "cn_reason"]
+
+
+def reporters_of(columns: Sequence[str]) -> list[str]:
+    """Reporter names of the C/N columns of a table (``cn_erk`` -> ``erk``)."""
+    return [c[3:] for c in cn_columns(columns)]
+
+
+def select_reporters(channels: Sequence[str], *, segment_channel: str | None,
+                     reporters: Sequence[str] | None) -> list[str]:
+    """The channels whose C/N is computed: ``reporters``, or every channel but
+    the segmentation channel (``segment_channel``; None = the first channel)."""
+    seg = segment_channel if segment_channel is not None else channels[0]
+    if reporters is None:
+        return [c for c in channels if c != seg]
+    for r in reporters:
+        if r not in channels:
+            raise InputError(
+                f"select_reporters: channel '{r}' is not one of the image's channels {list(channels)}; "
+                "fix the reporters or the channel names"
+            )
+    return list(reporters)
+
+
+def _restore_vanished(table: pd.DataFrame, nuclei: np.ndarray) -> pd.DataFrame:
+    """Add rows for nuclei that erosion removed (C/N NaN, reason nucleus_too_small)."""
+    present = np.unique(nuclei[nuclei > 0])
+    missing = np.setdiff1d(present, table["label"].to_numpy())
+    if not missing.size:
+        return table
+    extra = pd.DataFrame({"label": missing})
+    extra["cn_reason"] = "nucleus_too_small"
+    out = pd.concat([table, extra], ignore_index=True).sort_values("label", kind="stable")
+    out["ring_area_px"] = out["ring_area_px"].fillna(0).astype(int)
+    return out.reset_index(drop=True)
+
+
+def measure_rings(
+    data: np.ndarray,
+    labels: np.ndarray,
+    channels: Sequence[str],
+    *,
+    reporters: Sequence[str],
+    inner_px: float | None,
+    width_px: float,
+    buffer_px: float | None,
+    backgrounds: Mapping[str, Mapping[str, object]],
+    mask_channel: str | None = None,
+    mask_threshold: Mapping[str, object] | None = None,
+    nucleus_erosion_px: float | None = None,
+    statistic: str = "mean",
+    min_ring_px: int = 10,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rings and C/N ratios of every nucleus of every frame of a movie.
+
+    Per frame and channel the background is subtracted
+    (:func:`subtract_background`; method ``percentile`` uses pixels farther than
+    ``exclude_distance_px`` from every nucleus), the rings are built
+    (:func:`ring_labels`, optionally only where ``mask_channel`` is above its
+    threshold), nuclei are eroded by ``nucleus_erosion_px`` (a nuclear core free
+    of the blurred edge) and :func:`ring_stats` gives ring statistics and
+    ``cn_<reporter>``; every channel's background level is added as
+    ``<channel>_background``.
+
+    Parameters
+    ----------
+    data : (T, C, Y, X) ndarray
+        The image.
+    labels : (T, Y, X) ndarray of int
+        Nuclei.
+    channels : sequence of str
+        Names of the C axis.
+    reporters : sequence of str
+        Channels whose C/N is computed.
+    inner_px, width_px, buffer_px : float
+        Ring geometry (:func:`ring_labels`).
+    backgrounds : mapping
+        ``{channel: keyword arguments of subtract_background + exclude_distance_px}``.
+    mask_channel : str, optional
+        Channel whose foreground (``mask_threshold``: keyword arguments of
+        :func:`snakescope.segment.threshold`) limits the rings.
+    nucleus_erosion_px : float, optional
+        Erosion of the nuclei before their statistics.
+    statistic, min_ring_px
+        As in :func:`ring_stats`.
+
+    Returns
+    -------
+    ring_stack : (T, Y, X) ndarray
+        Ring labels (ids = nucleus ids).
+    table : DataFrame
+        One row per nucleus and frame: ``frame`` then the columns of :func:`ring_stats`.
+    """
+    from . import segment
+
+    channels = list(channels)
+    if data.ndim != 4 or labels.ndim != 3 or data.shape[0] != labels.shape[0] or data.shape[2:] != labels.shape[1:]:
+        raise InputError(f"measure_rings: data {data.shape} (TCYX) and labels {labels.shape} (TYX) do not match")
+    unknown = sorted(set(backgrounds) ^ set(channels))
+    if unknown:
+        raise InputError(f"measure_rings: backgrounds must name each channel {channels} once; got {sorted(backgrounds)}")
+    if mask_channel is not None and mask_channel not in channels:
+        raise InputError(f"measure_rings: mask_channel '{mask_channel}' is not one of the channels {channels}")
+    ring_stack = np.zeros_like(labels)
+    tables = []
+    for t in range(labels.shape[0]):
+        nuclei = labels[t]
+        distance = None
+        corrected, levels = {}, {}
+        for c, ch in enumerate(channels):
+            bg = dict(backgrounds[ch])
+            exclude_px = float(bg.pop("exclude_distance_px"))
+            exclude = None
+            if bg["method"] == "percentile":
+                if distance is None:
+                    distance = ndi.distance_transform_edt(nuclei == 0) if nuclei.any() else np.full(nuclei.shape, np.inf)
+                exclude = distance < max(exclude_px, 1.0)
+                if exclude.all():
+                    exclude = nuclei > 0  # cells fill the field: use all pixels outside nuclei
+            corrected[ch], levels[ch] = subtract_background(data[t, c], exclude=exclude, **bg)
+        allowed = None
+        if mask_channel is not None:
+            allowed, _ = segment.threshold(corrected[mask_channel], **(mask_threshold or {}))
+        ring_stack[t] = ring_labels(nuclei, allowed=allowed, inner_px=inner_px, width_px=width_px,
+                                    buffer_px=buffer_px)
+        core, ring = nuclei, ring_stack[t]
+        if nucleus_erosion_px:
+            core = erode_labels(nuclei, radius_px=nucleus_erosion_px)
+            kept = np.zeros(int(nuclei.max()) + 1, dtype=bool)
+            kept[np.unique(core)] = True
+            ring = np.where(kept[ring], ring, 0)
+        table = ring_stats(core, ring, corrected, reporters=reporters, statistic=statistic, min_ring_px=min_ring_px)
+        if nucleus_erosion_px:  # nuclei eroded away entirely: keep their rows with a reason
+            table = _restore_vanished(table, nuclei)
+        for ch in channels:
+            table[f"{ch}_background"] = levels[ch]
+        table.insert(0, "frame", t)
+        tables.append(table)
+    return ring_stack, pd.concat(tables, ignore_index=True)

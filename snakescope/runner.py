@@ -23,7 +23,7 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -129,15 +129,14 @@ def _injected_crash(step: str, kwargs: Mapping[str, Any]) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
+def execute(step: Callable[..., None], kwargs: Mapping[str, Any], log_path: str | None = None,
             benchmark_path: str | None = None) -> str | None:
-    """Run ``snakescope.steps.<step>(**kwargs)``, logging to ``log_path``.
+    """Run ``step(**kwargs)`` (a function of :mod:`snakescope.steps`), logging to ``log_path``.
 
     Returns None on success or a one-line error message (the traceback goes to
     the log). With ``benchmark_path``, writes the step's wall time, CPU time,
     peak RSS (reset before the step) and I/O there. Runs in a worker process, or inline.
     """
-    from . import steps
     from .errors import InputError
 
     logger = logging.getLogger("snakescope")
@@ -149,13 +148,14 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logger.addHandler(handler)
     try:
-        logger.info("step %s (pid %d)", step, os.getpid())
-        _injected_crash(step, kwargs)
+        name = step.__name__
+        logger.info("step %s (pid %d)", name, os.getpid())
+        _injected_crash(name, kwargs)
         peak_ok = _reset_peak_rss()
         io0 = _io_mb()
         cpu0 = time.process_time()
         start = time.perf_counter()
-        getattr(steps, step)(**kwargs)
+        step(**kwargs)
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu0
         io1 = _io_mb()
@@ -171,14 +171,14 @@ def execute(step: str, kwargs: Mapping[str, Any], log_path: str | None = None,
     except Exception as exc:  # unexpected: still one line on the console, traceback in the log
         logger.error("unexpected error\n%s", traceback.format_exc())
         first = " ".join(str(exc).split())[:300]
-        return f"{step}: {type(exc).__name__}: {first} (full traceback in {log_path or 'the log'})"
+        return f"{step.__name__}: {type(exc).__name__}: {first} (full traceback in {log_path or 'the log'})"
     finally:
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
 
 
-def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, benchmark: str | None = None,
+def run(step: Callable[..., None], kwargs: Mapping[str, Any], *, log: str | None = None, benchmark: str | None = None,
         workers: int = 1) -> None:
     """Run a step in the warm pool (or inline when ``workers`` is 0) and wait.
 
@@ -200,7 +200,7 @@ def run(step: str, kwargs: Mapping[str, Any], *, log: str | None = None, benchma
                 break
             except BrokenProcessPool:
                 _reset_pool(pool)
-                message = (f"{step}: the worker process died twice (killed, out of memory or crashed) "
+                message = (f"{step.__name__}: the worker process died twice (killed, out of memory or crashed) "
                            f"on this job; see {log or 'the log'}, check memory, and rerun")
     if message:
         raise StepError(message)

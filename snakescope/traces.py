@@ -192,3 +192,55 @@ def _require(table: pd.DataFrame, name: str, columns: list[str]) -> None:
         raise InputError(
             f"{name}: missing column(s) {', '.join(missing)}; measure those reporters or fix `reporters`"
         )
+
+
+def dataset_traces(
+    objects: pd.DataFrame,
+    tracks: Sequence[tuple[str, pd.DataFrame]],
+    *,
+    complete_only: bool = False,
+    min_length: int = 1,
+    baseline_frames: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """:func:`build_traces` for every tracked image of a dataset.
+
+    Parameters
+    ----------
+    objects : DataFrame
+        The dataset's object table (``image, frame, time_s, label, ...`` and the
+        ``cn_<reporter>`` columns, whose reporters are traced).
+    tracks : sequence of (str, DataFrame)
+        ``(image name, track table)`` of every tracked image.
+    complete_only, min_length, baseline_frames
+        As in :func:`build_traces`. A baseline outside an image's frames is an error.
+
+    Returns
+    -------
+    DataFrame
+        Column ``image`` followed by the columns of :func:`build_traces`.
+    """
+    from .rings import reporters_of
+
+    reporters = reporters_of(objects.columns)
+    parts = []
+    for name, t in tracks:
+        o = objects[objects["image"] == name] if len(objects) else objects
+        if len(o) == 0 or len(t) == 0:
+            continue
+        if baseline_frames is not None:
+            last = int(o["frame"].max())
+            if max(baseline_frames) > last:
+                raise InputError(
+                    f"dataset_traces: baseline_frames {list(baseline_frames)} reach past the last frame ({last}) "
+                    f"of image {name}; choose frames between 0 and {last}"
+                )
+        later = o[o["frame"] > 0]
+        interval = float(later["time_s"].iloc[0] / later["frame"].iloc[0]) if len(later) and \
+            later["time_s"].notna().any() else None
+        part = build_traces(o, t, reporters=reporters, frame_interval_s=interval, complete_only=complete_only,
+                            min_length=min_length, baseline_frames=baseline_frames)
+        part.insert(0, "image", name)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["image", "track_id", "parent_track_id", "frame", "time_s", "x", "y"])
+    return pd.concat(parts, ignore_index=True)

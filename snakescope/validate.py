@@ -110,3 +110,166 @@ def pool_scores(per_frame: pd.DataFrame) -> pd.DataFrame:
         iou_sum = float((g["mean_matched_iou"].fillna(0) * g["tp"]).sum())
         rows.append(_row(float(t), int(g["n_true"].sum()), int(g["n_pred"].sum()), tp, iou_sum))
     return pd.DataFrame(rows)
+
+
+#: Name of the pooled row of every summary table (``image = ALL``).
+POOLED = "ALL"
+
+
+def matched_pairs(truth: np.ndarray, pred: np.ndarray, *, min_iou: float = 0.5) -> pd.DataFrame:
+    """One-to-one matches with IoU ≥ ``min_iou`` between two ``TYX`` label stacks.
+
+    Returns
+    -------
+    DataFrame
+        ``frame, true_label, pred_label, iou``, one row per matched pair.
+    """
+    truth = np.asarray(truth)
+    pred = np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise InputError(
+            f"matched_pairs: truth has shape {truth.shape} but pred has {pred.shape}; "
+            "give label stacks with the same frames and Y/X size"
+        )
+    parts = []
+    for t in range(truth.shape[0]):
+        m = match(truth[t], pred[t])
+        m = m[m["iou"] >= min_iou]
+        m.insert(0, "frame", t)
+        parts.append(m)
+    return pd.concat(parts, ignore_index=True)
+
+
+def segmentation_scores(truth: np.ndarray, pred: np.ndarray, *,
+                        thresholds: Sequence[float] = IOU_THRESHOLDS) -> pd.DataFrame:
+    """:func:`scores` of every frame of two ``TYX`` label stacks (column ``frame`` first)."""
+    truth = np.asarray(truth)
+    pred = np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise InputError(
+            f"segmentation_scores: truth has shape {truth.shape} (TYX) but pred has {pred.shape}; "
+            "give one label image per image with the same frames and Y/X size"
+        )
+    tables = []
+    for t in range(pred.shape[0]):
+        s = scores(truth[t], pred[t], thresholds=thresholds)
+        s.insert(0, "frame", t)
+        tables.append(s)
+    return pd.concat(tables, ignore_index=True)
+
+
+def with_pooled(table: pd.DataFrame, summarise, *, by: str = "image") -> pd.DataFrame:
+    """One summary per value of ``by`` plus a pooled row (``by = ALL``).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows to summarise, with a column ``by``.
+    summarise : callable
+        ``summarise(rows) -> dict or DataFrame`` for a group of rows.
+    """
+    parts = []
+    groups = list(table.groupby(by, sort=True)) + [(POOLED, table)]
+    for name, rows in groups:
+        result = summarise(rows)
+        frame = pd.DataFrame([result]) if isinstance(result, dict) else result.reset_index(drop=True)
+        frame.insert(0, by, name)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def pooled_segmentation(per_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-image and pooled (``ALL``) detection scores from per-frame scores."""
+
+    def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+        pooled = pool_scores(rows)
+        pooled.insert(0, "n_frames", int(rows.groupby("image")["frame"].nunique().sum()))
+        return pooled
+
+    return with_pooled(per_frame, summarise)
+
+
+def cn_errors(matched: pd.DataFrame, truth: pd.DataFrame, measured: pd.DataFrame, *,
+              truth_column: str, measured_column: str) -> pd.DataFrame:
+    """C/N of matched objects against the truth.
+
+    Parameters
+    ----------
+    matched : DataFrame
+        :func:`matched_pairs` (``frame, true_label, pred_label, iou``).
+    truth, measured : DataFrame
+        Tables with ``frame, label`` and the C/N columns ``truth_column`` and
+        ``measured_column``.
+
+    Returns
+    -------
+    DataFrame
+        ``matched`` with ``cn_true, cn_measured, rel_error``.
+    """
+    for table, column, what in ((truth, truth_column, "truth"), (measured, measured_column, "measured")):
+        for needed in ("frame", "label", column):
+            if needed not in table.columns:
+                raise InputError(f"cn_errors: the {what} table has no column '{needed}'")
+    out = matched.merge(truth[["frame", "label", truth_column]].rename(
+        columns={"label": "true_label", truth_column: "cn_true"}), on=["frame", "true_label"], how="left")
+    out = out.merge(measured[["frame", "label", measured_column]].rename(
+        columns={"label": "pred_label", measured_column: "cn_measured"}), on=["frame", "pred_label"], how="left")
+    out["rel_error"] = (out["cn_measured"] - out["cn_true"]) / out["cn_true"]
+    return out
+
+
+def cn_summary(matched: pd.DataFrame) -> pd.DataFrame:
+    """Median absolute relative error and correlation of C/N, per image and pooled."""
+
+    def summarise(g: pd.DataFrame) -> dict:
+        ok = g.dropna(subset=["cn_true", "cn_measured"])
+        return {
+            "reporter": g["reporter"].iloc[0] if len(g) else "",
+            "n_matched": len(g), "n_valid": len(ok),
+            "median_abs_rel_error": float(ok["rel_error"].abs().median()) if len(ok) else np.nan,
+            "mean_rel_error": float(ok["rel_error"].mean()) if len(ok) else np.nan,
+            "p90_abs_rel_error": float(ok["rel_error"].abs().quantile(0.9)) if len(ok) else np.nan,
+            "pearson_r": float(np.corrcoef(ok["cn_true"], ok["cn_measured"])[0, 1]) if len(ok) > 2 else np.nan,
+        }
+
+    return with_pooled(matched, summarise)
+
+
+def size_errors(matched: pd.DataFrame, truth: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """Rod length and width of matched objects against the truth.
+
+    ``truth`` and ``measured`` have ``label, length_um, width_um`` (and ``frame``;
+    a truth table without it is frame 0). Returns ``matched`` with the true and
+    measured sizes and ``length_rel_error, width_rel_error``.
+    """
+    for table, what in ((truth, "truth"), (measured, "measured")):
+        for col in ("label", "length_um", "width_um"):
+            if col not in table.columns:
+                raise InputError(f"size_errors: the {what} table has no column '{col}'")
+    if "frame" not in truth.columns:
+        truth = truth.assign(frame=0)
+    out = matched.merge(truth[["frame", "label", "length_um", "width_um"]].rename(
+        columns={"label": "true_label", "length_um": "length_true", "width_um": "width_true"}), on=["frame", "true_label"])
+    out = out.merge(measured[["frame", "label", "length_um", "width_um"]].rename(
+        columns={"label": "pred_label"}), on=["frame", "pred_label"])
+    out["length_rel_error"] = out["length_um"] / out["length_true"] - 1
+    out["width_rel_error"] = out["width_um"] / out["width_true"] - 1
+    return out
+
+
+def size_summary(matched: pd.DataFrame) -> pd.DataFrame:
+    """Median (absolute) relative error of rod length and width, per image and pooled."""
+
+    def summarise(g: pd.DataFrame) -> dict:
+        return {"n_matched": len(g),
+                "length_median_abs_rel_error": float(g["length_rel_error"].abs().median()),
+                "length_median_rel_error": float(g["length_rel_error"].median()),
+                "width_median_abs_rel_error": float(g["width_rel_error"].abs().median()),
+                "width_median_rel_error": float(g["width_rel_error"].median())}
+
+    return with_pooled(matched, summarise)
+
+
+def tracking_summary(per_image: pd.DataFrame) -> pd.DataFrame:
+    """CTC measures per image plus their mean over images (row ``image = ALL``)."""
+    return with_pooled(per_image, lambda g: g.drop(columns=["image"]).mean(numeric_only=True).to_dict())

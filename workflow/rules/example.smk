@@ -7,8 +7,8 @@ rule example:
     params:
         outdir=example_outdir,
         seed=lookup(dpath="example/seed", within=config),
-        code=code_version("synthetic"),
+        code=code_version(steps.example),
     log:
         step="results/logs/example.log",
     run:
-        step("example", input, output, params, log)
+        step(steps.example, input, output, params, log)

@@ -4,7 +4,7 @@
 rule qc:
     input:
         unpack(qc_threshold_inputs),
-        image=image_path,
+        image=image_files,
         labels=rules.label.output.labels,
         ring_labels=rules.rings.output.ring_labels,
         tracks=tracks_of_image,
@@ -20,13 +20,13 @@ rule qc:
         name="{image}",
         reading=reading,
         channel=segment_key("channel"),
-        figures=figures_settings(),
-        code=code_version("plots"),
+        figures_settings=figures_settings(),
+        code=code_version(steps.qc),
     log:
         step="results/{dataset}/logs/qc/{image}.log",
         benchmark="results/{dataset}/benchmarks/qc/{image}.tsv",
     run:
-        step("qc_figures", input, output, params, log)
+        step(steps.qc, input, output, params, log)
 
 
 rule dataset_figures:
@@ -44,16 +44,16 @@ rule dataset_figures:
         ),
     params:
         dataset="{dataset}",
-        figures=figures_settings(),
+        figures_settings=figures_settings(),
         conditions=dataset_key("conditions"),
         stimulus_frame=dataset_key("stimulus_frame"),
         baseline_frames=dataset_key("traces/baseline_frames"),
-        code=code_version("plots"),
+        code=code_version(steps.dataset_figures),
     log:
         step="results/{dataset}/logs/dataset_figures.log",
         benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
     run:
-        step("dataset_figures", input, output, params, log)
+        step(steps.dataset_figures, input, output, params, log)
 
 
 rule figures:

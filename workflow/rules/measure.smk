@@ -3,7 +3,7 @@
 
 rule measure:
     input:
-        image=image_path,
+        image=image_files,
         labels=rules.label.output.labels,
     output:
         measurements="results/{dataset}/measurements/{image}.csv",
@@ -11,18 +11,18 @@ rule measure:
         name="{image}",
         reading=reading,
         saturation=dataset_key("saturation"),
-        method=segment_key("method"),
-        code=code_version("measure", "rods"),
+        rods=is_rods,
+        code=code_version(steps.measure),
     log:
         step="results/{dataset}/logs/measure/{image}.log",
         benchmark="results/{dataset}/benchmarks/measure/{image}.tsv",
     run:
-        step("measure", input, output, params, log)
+        step(steps.measure, input, output, params, log)
 
 
 rule rings:
     input:
-        image=image_path,
+        image=image_files,
         labels=rules.label.output.labels,
     output:
         ring_labels="results/{dataset}/rings/{image}.tif",
@@ -33,12 +33,12 @@ rule rings:
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
         rings=dataset_key("rings"),
-        code=code_version("rings", "measure", "segment", "params"),
+        code=code_version(steps.rings),
     log:
         step="results/{dataset}/logs/rings/{image}.log",
         benchmark="results/{dataset}/benchmarks/rings/{image}.tsv",
     run:
-        step("rings", input, output, params, log)
+        step(steps.rings, input, output, params, log)
 
 
 rule tables:
@@ -51,8 +51,8 @@ rule tables:
         images="results/{dataset}/tables/images.csv",
     params:
         dataset="{dataset}",
-        code=code_version(),
+        code=code_version(steps.tables),
     log:
         step="results/{dataset}/logs/tables.log",
     run:
-        step("object_tables", input, output, params, log)
+        step(steps.tables, input, output, params, log)

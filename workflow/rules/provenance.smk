@@ -16,9 +16,9 @@ rule provenance:
         checksums="results/{dataset}/provenance/inputs.csv",
     params:
         dataset=dataset_config,
-        software=software_versions(),
-        code=code_version(),
+        software=provenance.software_versions(),
+        code=code_version(steps.provenance),
     log:
         step="results/{dataset}/logs/provenance.log",
     run:
-        step("provenance", input, output, params, log)
+        step(steps.provenance, input, output, params, log)

@@ -5,7 +5,7 @@
 
 rule smooth:
     input:
-        image=image_path,
+        image=image_files,
     output:
         smoothed="results/{dataset}/smooth/{image}.tif",
     params:
@@ -13,12 +13,12 @@ rule smooth:
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
         smooth=segment_key("smooth"),
-        code=code_version("segment", "params"),
+        code=code_version(steps.smooth),
     log:
         step="results/{dataset}/logs/smooth/{image}.log",
         benchmark="results/{dataset}/benchmarks/smooth/{image}.tsv",
     run:
-        step("smooth", input, output, params, log)
+        step(steps.smooth, input, output, params, log)
 
 
 rule threshold:
@@ -31,12 +31,12 @@ rule threshold:
         image="{image}",
         diameter=segment_key("diameter"),
         threshold=segment_key("threshold"),
-        code=code_version("segment", "params"),
+        code=code_version(steps.threshold),
     log:
         step="results/{dataset}/logs/threshold/{image}.log",
         benchmark="results/{dataset}/benchmarks/threshold/{image}.tsv",
     run:
-        step("threshold", input, output, params, log)
+        step(steps.threshold, input, output, params, log)
 
 
 rule refine:
@@ -47,12 +47,12 @@ rule refine:
     params:
         diameter=segment_key("diameter"),
         refine=segment_key("refine"),
-        code=code_version("segment", "params"),
+        code=code_version(steps.refine),
     log:
         step="results/{dataset}/logs/refine/{image}.log",
         benchmark="results/{dataset}/benchmarks/refine/{image}.tsv",
     run:
-        step("refine", input, output, params, log)
+        step(steps.refine, input, output, params, log)
 
 
 rule label:
@@ -63,17 +63,10 @@ rule label:
         frames="results/{dataset}/labels/{image}.csv",
     params:
         name="{image}",
-        method=segment_key("method"),
-        diameter=segment_key("diameter"),
-        split=segment_key("split"),
-        refine=segment_key("refine"),
-        log_edges=segment_key("log_edges"),
-        model=segment_key("model"),
-        reading=reading,
-        channel=segment_key("channel"),
-        code=code_version("segment", "params", "rods"),
+        settings=label_settings,
+        code=code_version(steps.label),
     log:
         step="results/{dataset}/logs/label/{image}.log",
         benchmark="results/{dataset}/benchmarks/label/{image}.tsv",
     run:
-        step("label", input, output, params, log)
+        step(steps.label, input, output, params, log)

@@ -12,12 +12,12 @@ rule track:
         name="{image}",
         diameter=segment_key("diameter"),
         track=dataset_key("track"),
-        code=code_version("track", "params"),
+        code=code_version(steps.track),
     log:
         step="results/{dataset}/logs/track/{image}.log",
         benchmark="results/{dataset}/benchmarks/track/{image}.tsv",
     run:
-        step("track", input, output, params, log)
+        step(steps.track, input, output, params, log)
 
 
 rule ctc_export:
@@ -27,11 +27,11 @@ rule ctc_export:
     output:
         ctc=directory("results/{dataset}/ctc/{image}"),
     params:
-        code=code_version("track"),
+        code=code_version(steps.ctc_export),
     log:
         step="results/{dataset}/logs/ctc_export/{image}.log",
     run:
-        step("ctc_export", input, output, params, log)
+        step(steps.ctc_export, input, output, params, log)
 
 
 rule traces:
@@ -43,8 +43,8 @@ rule traces:
     params:
         images=tracked_image_names,
         traces=dataset_key("traces"),
-        code=code_version("traces"),
+        code=code_version(steps.traces),
     log:
         step="results/{dataset}/logs/traces.log",
     run:
-        step("traces", input, output, params, log)
+        step(steps.traces, input, output, params, log)

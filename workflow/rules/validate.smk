@@ -4,17 +4,17 @@
 rule validate_segmentation:
     input:
         labels=rules.label.output.labels,
-        truth=ground_truth_path,
+        truth=ground_truth("labels"),
     output:
         scores="results/{dataset}/validation/segmentation/{image}.csv",
     params:
         image="{image}",
-        code=code_version("validate"),
+        code=code_version(steps.validate_segmentation),
     log:
         step="results/{dataset}/logs/validate_segmentation/{image}.log",
         benchmark="results/{dataset}/benchmarks/validate_segmentation/{image}.tsv",
     run:
-        step("validate_segmentation", input, output, params, log)
+        step(steps.validate_segmentation, input, output, params, log)
 
 
 rule validation_summary:
@@ -24,30 +24,30 @@ rule validation_summary:
         summary="results/{dataset}/validation/segmentation.csv",
     params:
         dataset="{dataset}",
-        code=code_version("validate"),
+        code=code_version(steps.validation_summary),
     log:
         step="results/{dataset}/logs/validation_summary.log",
     run:
-        step("summarise_validation", input, output, params, log)
+        step(steps.validation_summary, input, output, params, log)
 
 
 rule validate_cn:
     input:
         labels=rules.label.output.labels,
-        truth=ground_truth_path,
+        truth=ground_truth("labels"),
         ring_table=rules.rings.output.ring_table,
-        cn_truth=ground_truth_cn_path,
+        cn_truth=ground_truth("cn"),
     output:
         scores="results/{dataset}/validation/cn/{image}.csv",
     params:
         image="{image}",
         column=dataset_key("ground_truth_cn/column"),
         reporter=dataset_key("ground_truth_cn/reporter"),
-        code=code_version("validate"),
+        code=code_version(steps.validate_cn),
     log:
         step="results/{dataset}/logs/validate_cn/{image}.log",
     run:
-        step("validate_cn", input, output, params, log)
+        step(steps.validate_cn, input, output, params, log)
 
 
 rule cn_summary:
@@ -57,27 +57,27 @@ rule cn_summary:
         summary="results/{dataset}/validation/cn.csv",
     params:
         dataset="{dataset}",
-        code=code_version("validate"),
+        code=code_version(steps.cn_summary),
     log:
         step="results/{dataset}/logs/cn_summary.log",
     run:
-        step("summarise_cn", input, output, params, log)
+        step(steps.cn_summary, input, output, params, log)
 
 
 rule validate_tracking:
     input:
         ctc=rules.ctc_export.output.ctc,
-        truth=ground_truth_path,
-        truth_tracks=ground_truth_tracks_path,
+        truth=ground_truth("labels"),
+        truth_tracks=ground_truth("tracks"),
     output:
         scores="results/{dataset}/validation/tracking/{image}.csv",
     params:
         image="{image}",
-        code=code_version("track"),
+        code=code_version(steps.validate_tracking),
     log:
         step="results/{dataset}/logs/validate_tracking/{image}.log",
     run:
-        step("validate_tracking", input, output, params, log)
+        step(steps.validate_tracking, input, output, params, log)
 
 
 rule tracking_summary:
@@ -87,28 +87,28 @@ rule tracking_summary:
         summary="results/{dataset}/validation/tracking.csv",
     params:
         dataset="{dataset}",
-        code=code_version("track"),
+        code=code_version(steps.tracking_summary),
     log:
         step="results/{dataset}/logs/tracking_summary.log",
     run:
-        step("summarise_tracking", input, output, params, log)
+        step(steps.tracking_summary, input, output, params, log)
 
 
 rule validate_sizes:
     input:
         labels=rules.label.output.labels,
-        truth=ground_truth_path,
+        truth=ground_truth("labels"),
         measurements=rules.measure.output.measurements,
-        sizes_truth=ground_truth_sizes_path,
+        sizes_truth=ground_truth("sizes"),
     output:
         scores="results/{dataset}/validation/sizes/{image}.csv",
     params:
         image="{image}",
-        code=code_version("validate", "rods"),
+        code=code_version(steps.validate_sizes),
     log:
         step="results/{dataset}/logs/validate_sizes/{image}.log",
     run:
-        step("validate_sizes", input, output, params, log)
+        step(steps.validate_sizes, input, output, params, log)
 
 
 rule sizes_summary:
@@ -118,8 +118,8 @@ rule sizes_summary:
         summary="results/{dataset}/validation/sizes.csv",
     params:
         dataset="{dataset}",
-        code=code_version("validate"),
+        code=code_version(steps.sizes_summary),
     log:
         step="results/{dataset}/logs/sizes_summary.log",
     run:
-        step("summarise_sizes", input, output, params, log)
+        step(steps.sizes_summary, input, output, params, log)
