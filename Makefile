@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: run test lint clean venv
+.PHONY: run test test-fast lint clean venv
 
 venv: $(STAMP)
 
@@ -24,8 +24,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Unit tests only (library functions on small arrays, no Snakemake run): < 1 min.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not workflow"
+
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 clean:
 	rm -rf results .snakemake

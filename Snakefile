@@ -3,6 +3,7 @@
 # The workflow profile workflow/profiles/default sets the execution model
 # (warm worker pool behind one-line run: blocks) and the default config file.
 
+
 include: "workflow/rules/common.smk"
 
 
@@ -24,6 +25,6 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

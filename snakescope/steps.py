@@ -16,12 +16,13 @@ a notebook or a test alike.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import external, figures, io, params, rods, segment, synthetic, validate
+from . import ctc, external, figures, io, params, rods, segment, synthetic, validate
 from . import measure as measure_lib
 from . import provenance as provenance_lib
 from . import rings as rings_lib
@@ -34,14 +35,20 @@ from .provenance import uses
 log = logging.getLogger("snakescope")
 
 
-def _read(image: str, reading: Mapping[str, Any]) -> io.Image:
-    return io.read_image(
+def _read(image: str | Sequence[str], reading: Mapping[str, Any]) -> io.Image:
+    """Read the raw image: one file, or one file per frame and channel (``reading["grid"]``)."""
+    layout = {"grid": tuple(reading["grid"])} if reading.get("grid") else {}
+    img = io.read_image(
         image,
         axes=reading.get("axes"),
         channels=reading.get("channels"),
         pixel_size_um=reading.get("pixel_size_um"),
         frame_interval_s=reading.get("frame_interval_s"),
+        **layout,
     )
+    for note in getattr(img, "notes", []):
+        log.info("%s", note)
+    return img
 
 
 def _write_like(path: str, data: np.ndarray, md) -> None:
@@ -384,6 +391,38 @@ def validate_tracking(*, ctc: str, truth: str, truth_tracks: str, scores: str, i
 @uses(validate)
 def tracking_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """Tracking measures per image and their mean over images (``image = ALL``)."""
+    table = validate.tracking_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
+    table.insert(0, "dataset", dataset)
+    io.write_table(table, summary)
+
+
+@uses(ctc, track_lib)
+def validate_ctc(*, result: str, labels: str, truth: str, scores: str, image: str) -> None:
+    """Cell Tracking Challenge measures of one tracked image against a CTC
+    ground-truth folder: TRA, DET, LNK, BC(0) and AOGM counts (py-ctcmetrics) from
+    its TRA markers, SEG from its (sparse) SEG annotations."""
+    where = f"{truth} (ground_truth_ctc)"
+    with prefixed(where):
+        ctc.check_ground_truth(truth)
+    row: dict[str, Any] = {"image": image}
+    if (Path(truth) / "TRA" / "man_track.txt").is_file():
+        with prefixed(where):
+            metrics = track_lib.tracking_metrics(truth, result)
+        row.update({k: float(v) for k, v in metrics.items()})
+    annotated = ctc.seg_frames(truth)
+    if annotated:
+        pred, _ = io.read_stack(labels)
+        with prefixed(where):
+            row.update(ctc.seg_score({t: io.read_stack(p)[0][0] for t, p in annotated.items()}, pred))
+    first = [c for c in ("image", "TRA", "DET", "SEG", "LNK", "BC(0)") if c in row]
+    table = pd.DataFrame([row])[first + sorted(c for c in row if c not in first)]
+    io.write_table(table, scores)
+    log.info("%s: %s", image, {k: row[k] for k in first[1:]})
+
+
+@uses(validate)
+def ctc_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
+    """CTC measures per image and their mean over images (``image = ALL``)."""
     table = validate.tracking_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
     table.insert(0, "dataset", dataset)
     io.write_table(table, summary)

@@ -46,3 +46,19 @@ def disks(shape=(96, 96), centres=((30, 30), (30, 47), (70, 70)), radius=9, valu
         img[inside] = value
         labels[inside & (labels == 0)] = i
     return img, labels
+
+
+#: Test files that run Snakemake (or a browser): not part of `make test-fast`.
+WORKFLOW_TEST_FILES = {"test_bad_inputs.py", "test_reliability.py", "test_report_browser.py", "test_workflow.py",
+                       "test_workflow_measure.py", "test_workflow_methods.py", "test_workflow_track.py",
+                       "test_workflow_inputs.py", "test_readme_commands.py", "test_accuracy_benchmark.py"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "workflow: runs Snakemake end to end (skipped by make test-fast)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in WORKFLOW_TEST_FILES or item.path.parent.name == "cluster":
+            item.add_marker(pytest.mark.workflow)

@@ -67,3 +67,71 @@ def test_every_config_key_is_documented():
     missing = sorted({p[-1] for p in _schema_keys(schema)} - {k for k in set(readme.replace("`", " `").split("`"))})
     missing = [k for k in missing if f"`{k}`" not in readme and f".{k}`" not in readme and f"`{k}." not in readme]
     assert missing == []
+
+
+# ---- image discovery (snakescope.config.discover_images) -------------------
+
+from snakescope.config import discover_images, pattern_fields  # noqa: E402
+
+
+def _touch(root, *names):
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def test_image_field_one_file_per_image(tmp_path):
+    _touch(tmp_path, "a.tif", "b.tif", "sub/c.tif", "._a.tif")
+    found = discover_images("d", str(tmp_path / "{image}.tif"))
+    assert list(found) == ["a", "b"]  # not sub-folders, not macOS ._ companions
+    assert found["a"].files == [str(tmp_path / "a.tif")] and found["a"].grid is None
+
+
+def test_frame_field_makes_one_image_in_numeric_order(tmp_path):
+    _touch(tmp_path, *[f"mov/t{t}.tif" for t in (0, 1, 2, 10)])
+    found = discover_images("movie", str(tmp_path / "mov/t{frame}.tif"))
+    assert list(found) == ["movie"]
+    src = found["movie"]
+    assert src.grid == (4, 1) and [f.rsplit("/", 1)[1] for f in src.files] == ["t0.tif", "t1.tif", "t2.tif", "t10.tif"]
+
+
+def test_image_in_folder_with_frames(tmp_path):
+    _touch(tmp_path, "01/t000.tif", "01/t001.tif", "02/t000.tif", "02/t001.tif")
+    found = discover_images("ctc", str(tmp_path / "{image}/t{frame}.tif"))
+    assert list(found) == ["01", "02"] and found["02"].grid == (2, 1)
+
+
+def test_channel_files_and_metadata_fields(tmp_path):
+    _touch(tmp_path, *[f"p/{w}_s{s}_{c}.tif" for w in ("A01", "B02") for s in (1, 2) for c in ("w1", "w2")])
+    found = discover_images("plate", str(tmp_path / "p/{well}_s{site}_{channel}.tif"),
+                            channels={"w1": "nucleus", "w2": "erk"})
+    assert list(found) == ["A01_s1", "A01_s2", "B02_s1", "B02_s2"]
+    src = found["B02_s2"]
+    assert src.grid == (1, 2) and src.channels == ["nucleus", "erk"]
+    assert src.fields == {"well": "B02", "site": "2"}
+    assert src.files[0].endswith("B02_s2_w1.tif") and src.files[1].endswith("B02_s2_w2.tif")
+
+
+def test_missing_channel_file_is_named(tmp_path):
+    _touch(tmp_path, "p/A01_w1.tif", "p/A01_w2.tif", "p/B02_w1.tif")
+    with pytest.raises(InputError, match=r"image 'B02' has no file .*B02_w2.tif"):
+        discover_images("plate", str(tmp_path / "p/{well}_{channel}.tif"), channels={"w1": "nucleus", "w2": "erk"})
+
+
+def test_no_match_and_no_field(tmp_path):
+    with pytest.raises(InputError, match="config key datasets.d.images: pattern .* matches no file"):
+        discover_images("d", str(tmp_path / "{image}.tif"))
+    with pytest.raises(InputError, match="has no field"):
+        discover_images("d", str(tmp_path / "a.tif"))
+
+
+def test_list_form_names_and_duplicates(tmp_path):
+    found = discover_images("d", ["x/a.tif", "y/b.ome.tif"])
+    assert list(found) == ["a", "b"]
+    with pytest.raises(InputError, match="two files named 'a'"):
+        discover_images("d", ["x/a.tif", "y/a.tif"])
+
+
+def test_pattern_fields_in_order():
+    assert pattern_fields("{plate}/{well}_s{site}_{channel}_{well}.tif") == ["plate", "well", "site", "channel"]

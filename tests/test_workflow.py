@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,6 +73,24 @@ def test_param_change_reruns_step_and_downstream_only(finished):
     jobs = planned_jobs(run_snakemake(work, changed, "-n"))
     assert jobs.get("label") == 2 and not {"smooth", "threshold", "refine"} & set(jobs)
     changed["datasets"]["tiny"]["segment"].pop("split")
+
+
+def test_keys_of_an_unused_method_rerun_nothing(finished):
+    """With method threshold, the rods (log_edges) and model settings are not the label step's params."""
+    work, config = finished
+    changed = {**config}
+    changed["datasets"]["tiny"]["segment"]["log_edges"] = {"sigma": "3px", "invert": True}
+    changed["datasets"]["tiny"]["segment"]["model"] = "models/elsewhere"
+    try:
+        result = run_snakemake(work, changed, "-n")
+        assert result.returncode == 0, result.stderr
+        assert planned_jobs(result) == {}, result.stdout
+        # the same kind of change to the active method's keys does rerun label
+        changed["datasets"]["tiny"]["segment"]["split"] = {"min_distance": "7px"}
+        assert planned_jobs(run_snakemake(work, changed, "-n")).get("label") == 2
+    finally:
+        for key in ("log_edges", "model", "split"):
+            changed["datasets"]["tiny"]["segment"].pop(key, None)
 
 
 def test_code_change_reruns_the_step(tmp_path):
@@ -166,3 +186,16 @@ def test_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_rule_files_are_snakefmt_formatted():
+    import shutil
+    import subprocess
+
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    if not snakefmt.exists():
+        snakefmt = shutil.which("snakefmt")
+    assert snakefmt, "snakefmt is pinned in requirements.lock; run make venv"
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

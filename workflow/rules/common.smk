@@ -5,12 +5,15 @@
 
 import os
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the library next to the Snakefile, installed or not
+sys.path.insert(
+    0, workflow.basedir
+)  # the library next to the Snakefile, installed or not
 from snakescope import params as sparams
 from snakescope import provenance, runner, steps
 from snakescope import io as sio
@@ -29,7 +32,9 @@ def _fail(message):
 try:
     for _path in workflow.configfiles:
         load_yaml_strict(str(_path))  # duplicate keys (e.g. two datasets of one name)
-    check_config(config, load_yaml_strict(workflow.source_path("../schemas/config.schema.yaml")))
+    check_config(
+        config, load_yaml_strict(workflow.source_path("../schemas/config.schema.yaml"))
+    )
 except InputError as exc:
     _fail(str(exc))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -68,10 +73,14 @@ def n_frames(dataset, name):
     path = src.files[0]
     if path not in _frames_cache:
         if not os.path.exists(path):
-            _fail(f"image file {path} of dataset {dataset} is missing (or a broken link); restore it or "
-                  f"remove it from datasets.{dataset}.images")
+            _fail(
+                f"image file {path} of dataset {dataset} is missing (or a broken link); restore it or "
+                f"remove it from datasets.{dataset}.images"
+            )
         try:
-            _frames_cache[path] = sio.frame_count(path, axes=config["datasets"][dataset]["axes"])
+            _frames_cache[path] = sio.frame_count(
+                path, axes=config["datasets"][dataset]["axes"]
+            )
         except InputError as exc:
             _fail(str(exc))
     return _frames_cache[path]
@@ -133,7 +142,9 @@ def reading(wildcards):
 
 def label_settings(wildcards):
     """Params function: what rule label's method uses (snakescope.params.label_settings)."""
-    return sparams.label_settings(config["datasets"][wildcards.dataset]["segment"], reading(wildcards))
+    return sparams.label_settings(
+        config["datasets"][wildcards.dataset]["segment"], reading(wildcards)
+    )
 
 
 def is_rods(wildcards):
@@ -155,7 +166,9 @@ def figures_settings():
         if os.path.exists(candidate):
             settings["style"] = candidate
     if not os.path.exists(settings["style"]):
-        _fail(f"config key figures.style: style file {style} not found; give the path of a matplotlib style file")
+        _fail(
+            f"config key figures.style: style file {style} not found; give the path of a matplotlib style file"
+        )
     return settings
 
 
@@ -176,14 +189,20 @@ def image_files(wildcards):
 
 def dataset_images(wildcards):
     """Input function: every raw file of {dataset}."""
-    return [f for name in images(wildcards.dataset) for f in DATASETS[wildcards.dataset][name].files]
+    return [
+        f
+        for name in images(wildcards.dataset)
+        for f in DATASETS[wildcards.dataset][name].files
+    ]
 
 
 def per_image(pattern):
     """Input function: ``pattern`` expanded over every image of {dataset}."""
 
     def inputs(wildcards):
-        return expand(pattern, dataset=wildcards.dataset, image=images(wildcards.dataset))
+        return expand(
+            pattern, dataset=wildcards.dataset, image=images(wildcards.dataset)
+        )
 
     return inputs
 
@@ -192,14 +211,21 @@ def per_tracked_image(pattern):
     """Input function: ``pattern`` expanded over the tracked images of {dataset}."""
 
     def inputs(wildcards):
-        return expand(pattern, dataset=wildcards.dataset, image=tracked_images(wildcards.dataset))
+        return expand(
+            pattern, dataset=wildcards.dataset, image=tracked_images(wildcards.dataset)
+        )
 
     return inputs
 
 
 #: Ground-truth kinds -> the dataset's config key holding the pattern.
-GROUND_TRUTH = {"labels": "ground_truth", "cn": "ground_truth_cn/table", "sizes": "ground_truth_sizes",
-                "tracks": "ground_truth_tracks"}
+GROUND_TRUTH = {
+    "labels": "ground_truth",
+    "cn": "ground_truth_cn/table",
+    "sizes": "ground_truth_sizes",
+    "tracks": "ground_truth_tracks",
+    "ctc": "ground_truth_ctc",
+}
 
 
 def ground_truth_pattern(dataset, kind):
@@ -213,18 +239,43 @@ def ground_truth(kind):
     """Input function: the ground-truth file of ``kind`` of {dataset}/{image}."""
 
     def path(wildcards):
-        return ground_truth_pattern(wildcards.dataset, kind).format(image=wildcards.image)
+        return ground_truth_pattern(wildcards.dataset, kind).format(
+            image=wildcards.image
+        )
 
     return path
 
 
+def _check_ground_truth_patterns():
+    """A ground-truth path without {image} is only for a dataset of one image."""
+    for name in config["datasets"]:
+        for kind, key in GROUND_TRUTH.items():
+            pattern = ground_truth_pattern(name, kind)
+            if pattern and "{image}" not in pattern and len(images(name)) > 1:
+                _fail(
+                    f"config key datasets.{name}.{key.replace('/', '.')}: {pattern!r} has no {{image}} but the "
+                    f"dataset has {len(images(name))} images; write a pattern with {{image}}"
+                )
+
+
+_check_ground_truth_patterns()
+
+
 def dataset_ground_truth(wildcards):
-    """Input function: every ground-truth file of {dataset} (labels and C/N tables)."""
+    """Input function: every ground-truth file of {dataset} (labels, C/N tables,
+    the files of CTC ground-truth folders)."""
     files = []
-    for kind in ("labels", "cn"):
+    for kind in ("labels", "cn", "ctc"):
         pattern = ground_truth_pattern(wildcards.dataset, kind)
-        if pattern:
-            files += [pattern.format(image=i) for i in images(wildcards.dataset)]
+        if not pattern:
+            continue
+        for path in sorted(
+            {pattern.format(image=i) for i in images(wildcards.dataset)}
+        ):
+            if kind == "ctc" and os.path.isdir(path):
+                files += sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+            else:
+                files.append(path)
     return files
 
 
@@ -241,8 +292,10 @@ def label_inputs(wildcards):
     if method == "labels":
         pattern = config["datasets"][wildcards.dataset]["segment"]["labels"]
         if not pattern:
-            _fail(f"config key datasets.{wildcards.dataset}.segment.labels: method 'labels' needs the pattern "
-                  "of the label images, e.g. 'labels/{image}_labels.tif'")
+            _fail(
+                f"config key datasets.{wildcards.dataset}.segment.labels: method 'labels' needs the pattern "
+                "of the label images, e.g. 'labels/{image}_labels.tif'"
+            )
         inputs["external_labels"] = pattern.format(image=wildcards.image)
     return inputs
 
@@ -287,7 +340,13 @@ def step(function, input, output, params, log):
     psutil for every job, which costs more than the steps themselves here."""
     kwargs = {**dict(input.items()), **dict(output.items())}
     kwargs.update({k: v for k, v in params.items() if k != "code"})
-    runner.run(function, kwargs, log=log.step, benchmark=log.get("benchmark"), workers=workflow.cores)
+    runner.run(
+        function,
+        kwargs,
+        log=log.step,
+        benchmark=log.get("benchmark"),
+        workers=workflow.cores,
+    )
 
 
 # ---- targets --------------------------------------------------------------
@@ -320,6 +379,8 @@ def all_targets():
                 targets += expand(rules.sizes_summary.output.summary, dataset=name)
             if ds["ground_truth_tracks"] and tracked["image"]:
                 targets += expand(rules.tracking_summary.output.summary, dataset=name)
+        if ds["ground_truth_ctc"] and tracked["image"]:
+            targets += expand(rules.ctc_summary.output.summary, dataset=name)
         if tracked["image"]:
             targets += expand(rules.traces.output.traces_table, dataset=name)
             targets += expand(rules.ctc_export.output.ctc, **tracked)

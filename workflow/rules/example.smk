@@ -4,11 +4,11 @@
 rule example:
     output:
         files=example_files(),
+    log:
+        step="results/logs/example.log",
     params:
         outdir=example_outdir,
         seed=lookup(dpath="example/seed", within=config),
         code=code_version(steps.example),
-    log:
-        step="results/logs/example.log",
     run:
         step(steps.example, input, output, params, log)

@@ -16,15 +16,15 @@ rule qc:
             category="{dataset}",
             subcategory="QC: {image}",
         ),
+    log:
+        step="results/{dataset}/logs/qc/{image}.log",
+        benchmark="results/{dataset}/benchmarks/qc/{image}.tsv",
     params:
         name="{image}",
         reading=reading,
         channel=segment_key("channel"),
         figures_settings=figures_settings(),
         code=code_version(steps.qc),
-    log:
-        step="results/{dataset}/logs/qc/{image}.log",
-        benchmark="results/{dataset}/benchmarks/qc/{image}.tsv",
     run:
         step(steps.qc, input, output, params, log)
 
@@ -42,6 +42,9 @@ rule dataset_figures:
             category="{dataset}",
             subcategory="Figures",
         ),
+    log:
+        step="results/{dataset}/logs/dataset_figures.log",
+        benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
     params:
         dataset="{dataset}",
         figures_settings=figures_settings(),
@@ -49,9 +52,6 @@ rule dataset_figures:
         stimulus_frame=dataset_key("stimulus_frame"),
         baseline_frames=dataset_key("traces/baseline_frames"),
         code=code_version(steps.dataset_figures),
-    log:
-        step="results/{dataset}/logs/dataset_figures.log",
-        benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
     run:
         step(steps.dataset_figures, input, output, params, log)
 

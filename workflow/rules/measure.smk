@@ -7,15 +7,15 @@ rule measure:
         labels=rules.label.output.labels,
     output:
         measurements="results/{dataset}/measurements/{image}.csv",
+    log:
+        step="results/{dataset}/logs/measure/{image}.log",
+        benchmark="results/{dataset}/benchmarks/measure/{image}.tsv",
     params:
         name="{image}",
         reading=reading,
         saturation=dataset_key("saturation"),
         rods=is_rods,
         code=code_version(steps.measure),
-    log:
-        step="results/{dataset}/logs/measure/{image}.log",
-        benchmark="results/{dataset}/benchmarks/measure/{image}.tsv",
     run:
         step(steps.measure, input, output, params, log)
 
@@ -27,6 +27,9 @@ rule rings:
     output:
         ring_labels="results/{dataset}/rings/{image}.tif",
         ring_table="results/{dataset}/rings/{image}.csv",
+    log:
+        step="results/{dataset}/logs/rings/{image}.log",
+        benchmark="results/{dataset}/benchmarks/rings/{image}.tsv",
     params:
         name="{image}",
         reading=reading,
@@ -34,9 +37,6 @@ rule rings:
         diameter=segment_key("diameter"),
         rings=dataset_key("rings"),
         code=code_version(steps.rings),
-    log:
-        step="results/{dataset}/logs/rings/{image}.log",
-        benchmark="results/{dataset}/benchmarks/rings/{image}.tsv",
     run:
         step(steps.rings, input, output, params, log)
 
@@ -49,10 +49,10 @@ rule tables:
     output:
         objects="results/{dataset}/tables/objects.csv",
         images="results/{dataset}/tables/images.csv",
+    log:
+        step="results/{dataset}/logs/tables.log",
     params:
         dataset="{dataset}",
         code=code_version(steps.tables),
-    log:
-        step="results/{dataset}/logs/tables.log",
     run:
         step(steps.tables, input, output, params, log)

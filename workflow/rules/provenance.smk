@@ -14,11 +14,11 @@ rule provenance:
         ),
         versions="results/{dataset}/provenance/versions.yaml",
         checksums="results/{dataset}/provenance/inputs.csv",
+    log:
+        step="results/{dataset}/logs/provenance.log",
     params:
         dataset=dataset_config,
         software=provenance.software_versions(),
         code=code_version(steps.provenance),
-    log:
-        step="results/{dataset}/logs/provenance.log",
     run:
         step(steps.provenance, input, output, params, log)

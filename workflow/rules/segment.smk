@@ -8,15 +8,15 @@ rule smooth:
         image=image_files,
     output:
         smoothed="results/{dataset}/smooth/{image}.tif",
+    log:
+        step="results/{dataset}/logs/smooth/{image}.log",
+        benchmark="results/{dataset}/benchmarks/smooth/{image}.tsv",
     params:
         reading=reading,
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
         smooth=segment_key("smooth"),
         code=code_version(steps.smooth),
-    log:
-        step="results/{dataset}/logs/smooth/{image}.log",
-        benchmark="results/{dataset}/benchmarks/smooth/{image}.tsv",
     run:
         step(steps.smooth, input, output, params, log)
 
@@ -27,14 +27,14 @@ rule threshold:
     output:
         mask="results/{dataset}/threshold/{image}.tif",
         table="results/{dataset}/threshold/{image}.csv",
+    log:
+        step="results/{dataset}/logs/threshold/{image}.log",
+        benchmark="results/{dataset}/benchmarks/threshold/{image}.tsv",
     params:
         image="{image}",
         diameter=segment_key("diameter"),
         threshold=segment_key("threshold"),
         code=code_version(steps.threshold),
-    log:
-        step="results/{dataset}/logs/threshold/{image}.log",
-        benchmark="results/{dataset}/benchmarks/threshold/{image}.tsv",
     run:
         step(steps.threshold, input, output, params, log)
 
@@ -44,13 +44,13 @@ rule refine:
         mask=rules.threshold.output.mask,
     output:
         refined="results/{dataset}/refine/{image}.tif",
+    log:
+        step="results/{dataset}/logs/refine/{image}.log",
+        benchmark="results/{dataset}/benchmarks/refine/{image}.tsv",
     params:
         diameter=segment_key("diameter"),
         refine=segment_key("refine"),
         code=code_version(steps.refine),
-    log:
-        step="results/{dataset}/logs/refine/{image}.log",
-        benchmark="results/{dataset}/benchmarks/refine/{image}.tsv",
     run:
         step(steps.refine, input, output, params, log)
 
@@ -61,12 +61,12 @@ rule label:
     output:
         labels="results/{dataset}/labels/{image}.tif",
         frames="results/{dataset}/labels/{image}.csv",
+    log:
+        step="results/{dataset}/logs/label/{image}.log",
+        benchmark="results/{dataset}/benchmarks/label/{image}.tsv",
     params:
         name="{image}",
         settings=label_settings,
         code=code_version(steps.label),
-    log:
-        step="results/{dataset}/logs/label/{image}.log",
-        benchmark="results/{dataset}/benchmarks/label/{image}.tsv",
     run:
         step(steps.label, input, output, params, log)

@@ -8,14 +8,14 @@ rule track:
     output:
         tracks="results/{dataset}/tracks/{image}.csv",
         track_labels="results/{dataset}/tracks/{image}.tif",
+    log:
+        step="results/{dataset}/logs/track/{image}.log",
+        benchmark="results/{dataset}/benchmarks/track/{image}.tsv",
     params:
         name="{image}",
         diameter=segment_key("diameter"),
         track=dataset_key("track"),
         code=code_version(steps.track),
-    log:
-        step="results/{dataset}/logs/track/{image}.log",
-        benchmark="results/{dataset}/benchmarks/track/{image}.tsv",
     run:
         step(steps.track, input, output, params, log)
 
@@ -26,10 +26,10 @@ rule ctc_export:
         tracks=rules.track.output.tracks,
     output:
         ctc=directory("results/{dataset}/ctc/{image}"),
-    params:
-        code=code_version(steps.ctc_export),
     log:
         step="results/{dataset}/logs/ctc_export/{image}.log",
+    params:
+        code=code_version(steps.ctc_export),
     run:
         step(steps.ctc_export, input, output, params, log)
 
@@ -40,11 +40,11 @@ rule traces:
         tracks=per_tracked_image(rules.track.output.tracks),
     output:
         traces_table="results/{dataset}/tables/traces.csv",
+    log:
+        step="results/{dataset}/logs/traces.log",
     params:
         images=tracked_image_names,
         traces=dataset_key("traces"),
         code=code_version(steps.traces),
-    log:
-        step="results/{dataset}/logs/traces.log",
     run:
         step(steps.traces, input, output, params, log)

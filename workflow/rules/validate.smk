@@ -7,12 +7,12 @@ rule validate_segmentation:
         truth=ground_truth("labels"),
     output:
         scores="results/{dataset}/validation/segmentation/{image}.csv",
-    params:
-        image="{image}",
-        code=code_version(steps.validate_segmentation),
     log:
         step="results/{dataset}/logs/validate_segmentation/{image}.log",
         benchmark="results/{dataset}/benchmarks/validate_segmentation/{image}.tsv",
+    params:
+        image="{image}",
+        code=code_version(steps.validate_segmentation),
     run:
         step(steps.validate_segmentation, input, output, params, log)
 
@@ -22,11 +22,11 @@ rule validation_summary:
         tables=per_image(rules.validate_segmentation.output.scores),
     output:
         summary="results/{dataset}/validation/segmentation.csv",
+    log:
+        step="results/{dataset}/logs/validation_summary.log",
     params:
         dataset="{dataset}",
         code=code_version(steps.validation_summary),
-    log:
-        step="results/{dataset}/logs/validation_summary.log",
     run:
         step(steps.validation_summary, input, output, params, log)
 
@@ -39,13 +39,13 @@ rule validate_cn:
         cn_truth=ground_truth("cn"),
     output:
         scores="results/{dataset}/validation/cn/{image}.csv",
+    log:
+        step="results/{dataset}/logs/validate_cn/{image}.log",
     params:
         image="{image}",
         column=dataset_key("ground_truth_cn/column"),
         reporter=dataset_key("ground_truth_cn/reporter"),
         code=code_version(steps.validate_cn),
-    log:
-        step="results/{dataset}/logs/validate_cn/{image}.log",
     run:
         step(steps.validate_cn, input, output, params, log)
 
@@ -55,11 +55,11 @@ rule cn_summary:
         tables=per_image(rules.validate_cn.output.scores),
     output:
         summary="results/{dataset}/validation/cn.csv",
+    log:
+        step="results/{dataset}/logs/cn_summary.log",
     params:
         dataset="{dataset}",
         code=code_version(steps.cn_summary),
-    log:
-        step="results/{dataset}/logs/cn_summary.log",
     run:
         step(steps.cn_summary, input, output, params, log)
 
@@ -71,11 +71,11 @@ rule validate_tracking:
         truth_tracks=ground_truth("tracks"),
     output:
         scores="results/{dataset}/validation/tracking/{image}.csv",
+    log:
+        step="results/{dataset}/logs/validate_tracking/{image}.log",
     params:
         image="{image}",
         code=code_version(steps.validate_tracking),
-    log:
-        step="results/{dataset}/logs/validate_tracking/{image}.log",
     run:
         step(steps.validate_tracking, input, output, params, log)
 
@@ -85,11 +85,11 @@ rule tracking_summary:
         tables=per_tracked_image(rules.validate_tracking.output.scores),
     output:
         summary="results/{dataset}/validation/tracking.csv",
+    log:
+        step="results/{dataset}/logs/tracking_summary.log",
     params:
         dataset="{dataset}",
         code=code_version(steps.tracking_summary),
-    log:
-        step="results/{dataset}/logs/tracking_summary.log",
     run:
         step(steps.tracking_summary, input, output, params, log)
 
@@ -102,11 +102,11 @@ rule validate_sizes:
         sizes_truth=ground_truth("sizes"),
     output:
         scores="results/{dataset}/validation/sizes/{image}.csv",
+    log:
+        step="results/{dataset}/logs/validate_sizes/{image}.log",
     params:
         image="{image}",
         code=code_version(steps.validate_sizes),
-    log:
-        step="results/{dataset}/logs/validate_sizes/{image}.log",
     run:
         step(steps.validate_sizes, input, output, params, log)
 
@@ -116,10 +116,40 @@ rule sizes_summary:
         tables=per_image(rules.validate_sizes.output.scores),
     output:
         summary="results/{dataset}/validation/sizes.csv",
+    log:
+        step="results/{dataset}/logs/sizes_summary.log",
     params:
         dataset="{dataset}",
         code=code_version(steps.sizes_summary),
-    log:
-        step="results/{dataset}/logs/sizes_summary.log",
     run:
         step(steps.sizes_summary, input, output, params, log)
+
+
+rule validate_ctc:
+    input:
+        result=rules.ctc_export.output.ctc,
+        labels=rules.label.output.labels,
+        truth=ground_truth("ctc"),
+    output:
+        scores="results/{dataset}/validation/ctc/{image}.csv",
+    log:
+        step="results/{dataset}/logs/validate_ctc/{image}.log",
+    params:
+        image="{image}",
+        code=code_version(steps.validate_ctc),
+    run:
+        step(steps.validate_ctc, input, output, params, log)
+
+
+rule ctc_summary:
+    input:
+        tables=per_tracked_image(rules.validate_ctc.output.scores),
+    output:
+        summary="results/{dataset}/validation/ctc.csv",
+    log:
+        step="results/{dataset}/logs/ctc_summary.log",
+    params:
+        dataset="{dataset}",
+        code=code_version(steps.ctc_summary),
+    run:
+        step(steps.ctc_summary, input, output, params, log)
