@@ -50,16 +50,21 @@ def external_labels(data: np.ndarray, *, shape: tuple[int, ...]) -> list[np.ndar
     return [segment.filter_objects(compact_labels(frame)) for frame in data]
 
 
-def model_labels(stack: np.ndarray, *, method: str, model: str | None) -> list[np.ndarray]:
-    """Objects of every frame of ``stack`` (TYX) by StarDist or Cellpose with the local ``model``."""
+def require_package(method: str) -> None:
+    """Raise an error naming ``method`` when its package is not installed."""
     if method not in MODEL_PACKAGES:
-        raise InputError(f"model_labels: unknown method {method!r}; use one of {list(MODEL_PACKAGES)}")
+        raise InputError(f"require_package: unknown method {method!r}; use one of {list(MODEL_PACKAGES)}")
     package = MODEL_PACKAGES[method]
     if importlib.util.find_spec(package) is None:
         raise InputError(
-            f"model_labels: method '{method}' needs the package {package}, which is not installed; "
+            f"method '{method}' needs the package {package}, which is not installed; "
             f"pip install {package} in the workflow's environment, or use method threshold"
         )
+
+
+def model_labels(stack: np.ndarray, *, method: str, model: str | None) -> list[np.ndarray]:
+    """Objects of every frame of ``stack`` (TYX) by StarDist or Cellpose with the local ``model``."""
+    require_package(method)
     if not model or not os.path.exists(model):
         raise InputError(
             f"model_labels: model {model!r} not found; give the path of a local {method} model "

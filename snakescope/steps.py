@@ -181,6 +181,8 @@ def label(*, labels: str, frames: str, name: str, settings: Mapping[str, Any], m
             with config_key("segment.log_edges"):
                 out_frames = [rods.log_edges_segment(frame, **kwargs) for frame in stack]
         else:
+            with config_key("segment.method"):
+                external.require_package(method)
             with config_key("segment.model"):
                 out_frames = external.model_labels(stack, method=method, model=settings["model"])
     top = max((int(f.max()) for f in out_frames), default=0)

@@ -71,7 +71,7 @@ FAILING = {
     "channel_not_in_channels": (lambda t: _with(write_dataset(t, 1), ["segment", "channel"], "dapi"),
                                 "channel 'dapi' is not one of the image's channels ['nucleus', 'erk']"),
     "reporter_not_in_channels": (lambda t: _with(write_dataset(t, 1), ["rings"], {"reporters": ["akt"]}),
-                                 "config key rings.reporters: channel 'akt' is not one of"),
+                                 "config key rings.reporters: select_reporters: channel 'akt' is not one of"),
     "pattern_matches_nothing": (lambda t: {"datasets": {"d": {"images": str(t / "none/{image}.tif"),
                                                              "segment": {"diameter": 8}}}},
                                 "config key datasets.d.images: pattern"),
@@ -90,7 +90,7 @@ FAILING = {
     "missing_image_file": (lambda t: {"datasets": {"d": {"images": [str(t / "absent.tif")], "segment": {"diameter": 8}}}},
                            "absent.tif"),
     "ring_wider_than_image": (lambda t: _with(write_dataset(t, 1), ["rings"], {"width": "500px"}),
-                              "ring"),
+                              "inner_px + width_px = 502 px is not smaller than the image (64, 64)"),
     "ground_truth_wrong_shape": (lambda t: _gt_wrong_shape(write_dataset(t, 1), t), "ground truth has shape"),
 }
 

@@ -91,13 +91,14 @@ def _fails_with(tmp_path, config, text):
 def test_reporter_not_in_channels(tmp_path):
     config = write_dataset(tmp_path, n_images=1)
     config["datasets"]["tiny"]["rings"] = {"reporters": ["akt"]}
-    _fails_with(tmp_path, config, "config key rings.reporters: channel 'akt' is not one of the image's channels")
+    _fails_with(tmp_path, config, "config key rings.reporters: select_reporters: channel 'akt' is not one of the image's channels")
 
 
 def test_ring_wider_than_image(tmp_path):
     config = write_dataset(tmp_path, n_images=1)
     config["datasets"]["tiny"]["rings"] = {"width": "500px"}
-    _fails_with(tmp_path, config, "ring")
+    _fails_with(tmp_path, config, "config key rings: width_px: inner_px + width_px = 502 px is not smaller than "
+                                  "the image (64, 64)")
 
 
 def test_saturated_pixels_flagged(tmp_path):

@@ -103,4 +103,4 @@ def test_missing_optional_segmenter_is_a_clear_error(tmp_path, method):
     result = run_snakemake(tmp_path, config, "--until", "label")
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"config key segment.method: '{method}' needs the package {method}, which is not installed" in out
+    assert f"config key segment.method: method '{method}' needs the package {method}, which is not installed" in out
