@@ -43,6 +43,109 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     raise InputError(f"config key {_key(path)}: {message}; see config/README.md")
 
 
+def apply_overrides(config: dict[str, Any], schema: Mapping[str, Any], *,
+                    base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Make ``--config`` overrides usable: a dotted key (``figures.dpi=50``) is
+    nested (``{"figures": {"dpi": 50}}``, merged into the existing section), and a
+    string value given where the schema wants a mapping or a list
+    (``figures={dpi: 50}``, which Snakemake passes as text) is read as YAML.
+
+    ``base`` is the config of the config files: a section given as text is
+    merged into its section there (Snakemake replaced it whole).
+
+    Returns a new config; raises :class:`InputError` naming the key when a
+    value cannot be read.
+    """
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(dict(config))
+    for key in [k for k in out if isinstance(k, str) and "." in k]:
+        value = out.pop(key)
+        parts = key.split(".")
+        node = out
+        if parts[0] in out and not isinstance(out[parts[0]], dict) and isinstance((base or {}).get(parts[0]), dict):
+            out[parts[0]] = copy.deepcopy(base[parts[0]])
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    _coerce_overrides(out, base or {}, schema, schema)
+    properties = schema.get("properties", {})
+    for key, value in list(out.items()):
+        wanted = properties.get(key, {}).get("type")
+        if isinstance(value, str) and wanted in ("object", "array"):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise InputError(f"config key {key}: cannot read {value!r} as YAML ({' '.join(str(exc).split())})") from exc
+            if isinstance(parsed, dict) and isinstance((base or {}).get(key), dict):
+                merged = copy.deepcopy(base[key])
+                merged.update(parsed)
+                parsed = merged
+            out[key] = parsed
+    return out
+
+
+def _schema_types(node: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
+    """JSON types a schema node allows (following $ref, oneOf, anyOf)."""
+    if "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return _schema_types(target, root)
+    types = set()
+    kind = node.get("type")
+    if kind:
+        types |= {kind} if isinstance(kind, str) else set(kind)
+    for alt in node.get("oneOf", []) + node.get("anyOf", []):
+        types |= _schema_types(alt, root)
+    return types
+
+
+def _child_schema(node: Mapping[str, Any], key: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    if key in node.get("properties", {}):
+        return node["properties"][key]
+    for pattern, sub in node.get("patternProperties", {}).items():
+        import re
+
+        if re.search(pattern, key):
+            return sub
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else {}
+
+
+def _coerce_overrides(config: dict, base: Mapping[str, Any], node: Mapping[str, Any], root: Mapping[str, Any]) -> None:
+    """Values Snakemake's ``--config`` passed as text (it reads nested values with
+    YAML's base loader: every leaf a string) get the type the schema wants."""
+    import yaml
+
+    _json = {bool: "boolean", int: "integer", float: "number", list: "array", dict: "object", type(None): "null"}
+    for key, value in config.items():
+        child = _child_schema(node, key, root)
+        before = base.get(key) if isinstance(base, Mapping) else None
+        if isinstance(value, dict):
+            _coerce_overrides(value, before if isinstance(before, Mapping) else {}, child, root)
+        elif isinstance(value, str) and value != before:
+            allowed = _schema_types(child, root)
+            if not allowed or "string" in allowed and not ({"number", "integer", "boolean", "null"} & allowed):
+                continue
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            kind = _json.get(type(parsed))
+            if kind and (kind in allowed or (kind == "integer" and "number" in allowed)):
+                config[key] = parsed
+
+
 def load_yaml_strict(path: str) -> Any:
     """Load a YAML file, rejecting duplicate keys (PyYAML silently keeps the last).
 
@@ -58,7 +161,9 @@ def load_yaml_strict(path: str) -> Any:
 
     def construct_mapping(loader, node, deep=False):
         seen = {}
-        for key_node, _ in node.value:
+        for key_node, _ in node.value:  # explicit keys only; YAML merge keys (<<: *anchor) may be overridden
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = loader.construct_object(key_node, deep=deep)
             if key in seen:
                 raise InputError(
@@ -151,7 +256,7 @@ def _sort_key(value: str):
 
 
 def discover_images(dataset: str, images: str | list[str], *, channels: Any = None,
-                    key: str | None = None) -> dict[str, ImageSource]:
+                    key: str | None = None, ignored: list[str] | None = None) -> dict[str, ImageSource]:
     """The images of a dataset from its ``images`` setting.
 
     Parameters
@@ -170,6 +275,9 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
         mapping from the value in the file name to the channel name.
     key : str, optional
         Config key named in errors (default ``datasets.<dataset>.images``).
+    ignored : list, optional
+        Receives the hidden files (``.name``, macOS ``._name``) the pattern matched
+        but that are not read.
 
     Returns
     -------
@@ -182,7 +290,7 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
     if not isinstance(images, str):
         out: dict[str, ImageSource] = {}
         for path in images:
-            name = image_name(path)
+            name = safe_name(image_name(path))
             if name in out:
                 raise InputError(
                     f"config key {key}: two files named {name!r} ({out[name].files[0]}, {path}); "
@@ -197,9 +305,12 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
                          "write e.g. 'data/{image}.tif' or list the files")
     regex = _pattern_regex(images)
     found = []
-    for path in _glob.glob(_FIELD_RE.sub("*", _glob.escape(images))):
+    for path in _glob.glob(_FIELD_RE.sub("*", _glob.escape(images)), include_hidden=True):
         m = regex.match(path)
-        if m and not _ignored(path):
+        if m and _ignored(path):
+            if ignored is not None:
+                ignored.append(path)
+        elif m:
             found.append((path, m.groupdict()))
     if not found:
         raise InputError(
@@ -225,7 +336,10 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
     out = {}
     for values, members in groups.items():
         meta = dict(zip(naming, values))
-        name = meta.get(IMAGE) or _name_from_pattern(images, meta, dataset)
+        name = safe_name(meta.get(IMAGE) or _name_from_pattern(images, meta, dataset))
+        if name in out:
+            raise InputError(f"config key {key}: two images named {name!r}; rename the files so names differ "
+                             "in more than braces")
         if FRAME not in fields and CHANNEL not in fields:
             out[name] = ImageSource(name=name, files=[members[0][0]], fields=_metadata(meta))
             continue
@@ -247,6 +361,15 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
                                 channels=[channel_map[c] for c in chans] if channel_map else None,
                                 fields=_metadata(meta))
     return dict(sorted(out.items()))
+
+
+_UNSAFE_NAME = _re.compile(r"[{}]")
+
+
+def safe_name(name: str) -> str:
+    """An image name usable as a Snakemake wildcard value and a file name:
+    braces (``well{A1}``) become ``_``."""
+    return _UNSAFE_NAME.sub("_", name)
 
 
 def _metadata(meta: Mapping[str, str]) -> dict[str, str]:

@@ -24,6 +24,8 @@ MIN_DIAMETER_PER_DIAMETER = 0.4
 MAX_DIAMETER_PER_DIAMETER = 3.0
 PEAK_SPACING_PER_DIAMETER = 0.4
 LOCAL_BLOCK_PER_DIAMETER = 3.0
+#: Smallest object diameter accepted (px): below it every size parameter degenerates.
+MIN_DIAMETER_PX = 3.0
 
 
 def to_px(value: float | str | None, *, pixel_size_um: float | None, key: str) -> float | None:
@@ -76,6 +78,12 @@ def diameter_px(diameter: float | str, *, pixel_size_um: float | None, prefix: s
     d = to_px(diameter, pixel_size_um=pixel_size_um, key=f"{prefix}.diameter")
     if not d or d <= 0:
         raise InputError(f"config key {prefix}.diameter: must be > 0; give the typical object diameter")
+    if d < MIN_DIAMETER_PX:
+        raise InputError(
+            f"config key {prefix}.diameter: {diameter!r} is {d:.3g} px, below {MIN_DIAMETER_PX:g} px: objects that "
+            "small cannot be segmented; give the typical object diameter"
+            + (" in µm (the image is calibrated)" if pixel_size_um else " in px")
+        )
     return d
 
 

@@ -58,6 +58,28 @@ def test_zero_diameter_rejected(segment_defaults):
         params.smooth_params(seg["smooth"], diameter=0, pixel_size_um=None)
 
 
+@pytest.mark.parametrize("diameter, pixel, unit", [(0.0001, None, "in px"), ("1px", 0.5, "in µm"), (1.0, 0.5, "in µm")])
+def test_absurdly_small_diameter_rejected(segment_defaults, diameter, pixel, unit):
+    seg = segment_defaults()
+    with pytest.raises(InputError, match=rf"segment.diameter: .* below 3 px: .*{unit}"):
+        params.smooth_params(seg["smooth"], diameter=diameter, pixel_size_um=pixel)
+
+
+def test_manual_threshold_needs_a_finite_value(segment_defaults):
+    for value, message in ((None, "needs a value"), (float("nan"), "not a finite number"), (float("inf"), "not a finite")):
+        seg = segment_defaults(threshold={"method": "manual", "value": value})
+        with pytest.raises(InputError, match=f"config key segment.threshold.value: .*{message}"):
+            params.threshold_params(seg["threshold"], diameter=20, pixel_size_um=None)
+
+
+def test_label_settings_only_for_the_active_method(segment_defaults):
+    seg = segment_defaults()
+    reading = {"axes": None, "channels": None, "pixel_size_um": None, "frame_interval_s": None}
+    assert set(params.label_settings(seg, reading)) == {"method", "diameter", "split", "refine"}
+    seg["method"] = "log_edges"
+    assert set(params.label_settings(seg, reading)) == {"method", "diameter", "log_edges", "channel", "reading"}
+
+
 def test_ring_and_background_params(segment_defaults):
     from conftest import with_defaults
 

@@ -19,15 +19,15 @@ def run_snakemake(workdir: Path, config: dict | None = None, *args: str, root: P
                   timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``snakemake`` on ``workdir`` with ``config`` written to workdir/config.yaml."""
     workdir = Path(workdir)
-    cmd = [SNAKEMAKE, "--snakefile", str(root / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
-    if config is not None:
+    cmd = [SNAKEMAKE, "--snakefile", str(root / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    if config is not None:  # last: --configfile takes every value after it
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         cmd += ["--configfile", str(workdir / "config.yaml")]
     full_env = dict(os.environ)
     full_env.pop("SNAKESCOPE_INLINE", None)
     if env:
         full_env.update(env)
-    return subprocess.run(cmd + list(args), cwd=root, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def tiny_nuclei(shape=(64, 64), n_frames: int = 1, seed: int = 0, channels: int = 2) -> tuple[np.ndarray, np.ndarray]:

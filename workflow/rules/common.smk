@@ -3,6 +3,7 @@
 # library: discovery in snakescope.config, config conversion in snakescope.params,
 # code versions and provenance in snakescope.provenance, steps in snakescope.steps.
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,12 @@ sys.path.insert(
 from snakescope import params as sparams
 from snakescope import provenance, runner, steps
 from snakescope import io as sio
-from snakescope.config import check_config, discover_images, load_yaml_strict
+from snakescope.config import (
+    apply_overrides,
+    check_config,
+    discover_images,
+    load_yaml_strict,
+)
 from snakescope.errors import InputError
 
 
@@ -30,21 +36,40 @@ def _fail(message):
 # ---- config ---------------------------------------------------------------
 
 try:
-    for _path in workflow.configfiles:
-        load_yaml_strict(str(_path))  # duplicate keys (e.g. two datasets of one name)
-    check_config(
-        config, load_yaml_strict(workflow.source_path("../schemas/config.schema.yaml"))
-    )
+    _from_files = {}
+    for _path in workflow.configfiles:  # duplicate keys (e.g. two datasets of one name)
+        _from_files.update(load_yaml_strict(str(_path)) or {})
+    _schema = load_yaml_strict(workflow.source_path("../schemas/config.schema.yaml"))
+    _resolved = apply_overrides(config, _schema, base=_from_files)  # --config forms
+    config.clear()
+    config.update(_resolved)
+    check_config(config, _schema)
 except InputError as exc:
     _fail(str(exc))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 
 def _discover(name, ds):
+    ignored = []
     try:
-        return discover_images(name, ds["images"], channels=ds["channels"])
+        found = discover_images(
+            name, ds["images"], channels=ds["channels"], ignored=ignored
+        )
     except InputError as exc:
         _fail(str(exc))
+    if ignored:
+        print(
+            f"snakescope: datasets.{name}.images: ignored {len(ignored)} hidden file(s) such as "
+            f"{ignored[0]} (macOS ._ companions, dot files)",
+            file=sys.stderr,
+        )
+    unknown = sorted(set(ds["conditions"]) - set(found))
+    if unknown:
+        _fail(
+            f"config key datasets.{name}.conditions: {unknown[0]!r} is not an image of the dataset "
+            f"(images: {', '.join(list(found)[:5])}{', ...' if len(found) > 5 else ''}); fix the name"
+        )
+    return found
 
 
 DATASETS = {name: _discover(name, ds) for name, ds in config["datasets"].items()}
@@ -172,6 +197,50 @@ def figures_settings():
     return settings
 
 
+def _fingerprint(paths):
+    """Size, modification and status-change time of files: a file replaced by
+    other content keeps no old fingerprint, even with its old mtime (cp -p)."""
+    h = hashlib.sha256()
+    for path in paths:
+        try:
+            st = os.stat(path)
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns};".encode())
+        except OSError:
+            h.update(f"{path}:missing;".encode())
+    return h.hexdigest()[:16]
+
+
+def image_fingerprint(wildcards):
+    """Params function: fingerprint of the raw file(s) of {dataset}/{image}
+    (rules reading them rerun when the content changes, whatever its mtime)."""
+    return _fingerprint(source(wildcards).files)
+
+
+def dataset_fingerprint(wildcards):
+    """Params function: fingerprint of every input file of {dataset} (provenance)."""
+    raw = [
+        f
+        for name in images(wildcards.dataset)
+        for f in DATASETS[wildcards.dataset][name].files
+    ]
+    return _fingerprint(raw + dataset_ground_truth(wildcards))
+
+
+_style_hash = []
+
+
+def style_fingerprint():
+    """Hash of the figure style file's content: editing it reruns the figures."""
+    if not _style_hash:
+        _style_hash.append(provenance.sha256(figures_settings()["style"])[:16])
+    return _style_hash[0]
+
+
+def qc_fingerprint(wildcards):
+    """Params function: the raw image's fingerprint and the style's (QC images)."""
+    return image_fingerprint(wildcards) + style_fingerprint()
+
+
 def code_version(step_function):
     """Params value: hash of the library code ``step_function`` runs (rerun on change)."""
     return provenance.code_version(step_function)
@@ -180,17 +249,36 @@ def code_version(step_function):
 # ---- input functions ------------------------------------------------------
 
 
+def _escaped(path):
+    """A path Snakemake can take as input. Snakemake reads braces in input paths
+    as wildcards, even in paths from input functions, so a file or folder name
+    with braces (well{A1}.tif, exp{2}/) is reached through a symbolic link
+    without them, under .snakemake/snakescope_links/ (made once, at start-up)."""
+    if "{" not in path and "}" not in path:
+        return path
+    target = os.path.abspath(path)
+    digest = hashlib.sha256(target.encode()).hexdigest()[:12]
+    name = os.path.basename(path).replace("{", "_").replace("}", "_")
+    link = os.path.join(".snakemake", "snakescope_links", digest, name)
+    if os.path.realpath(link) != os.path.realpath(target):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(target, link)
+    return link
+
+
 def image_files(wildcards):
     """Input function: the raw file of {dataset}/{image} (a list for images
     assembled from one file per frame or channel)."""
-    files = source(wildcards).files
+    files = [_escaped(f) for f in source(wildcards).files]
     return files[0] if len(files) == 1 and source(wildcards).grid is None else files
 
 
 def dataset_images(wildcards):
     """Input function: every raw file of {dataset}."""
     return [
-        f
+        _escaped(f)
         for name in images(wildcards.dataset)
         for f in DATASETS[wildcards.dataset][name].files
     ]
@@ -339,7 +427,7 @@ def step(function, input, output, params, log):
     benchmark: directive would measure the whole Snakemake process tree with
     psutil for every job, which costs more than the steps themselves here."""
     kwargs = {**dict(input.items()), **dict(output.items())}
-    kwargs.update({k: v for k, v in params.items() if k != "code"})
+    kwargs.update({k: v for k, v in params.items() if k not in ("code", "content")})
     runner.run(
         function,
         kwargs,

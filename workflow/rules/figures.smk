@@ -24,6 +24,7 @@ rule qc:
         reading=reading,
         channel=segment_key("channel"),
         figures_settings=figures_settings(),
+        content=qc_fingerprint,
         code=code_version(steps.qc),
     run:
         step(steps.qc, input, output, params, log)
@@ -51,6 +52,7 @@ rule dataset_figures:
         conditions=dataset_key("conditions"),
         stimulus_frame=dataset_key("stimulus_frame"),
         baseline_frames=dataset_key("traces/baseline_frames"),
+        content=style_fingerprint(),
         code=code_version(steps.dataset_figures),
     run:
         step(steps.dataset_figures, input, output, params, log)

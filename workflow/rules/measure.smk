@@ -15,6 +15,7 @@ rule measure:
         reading=reading,
         saturation=dataset_key("saturation"),
         rods=is_rods,
+        content=image_fingerprint,
         code=code_version(steps.measure),
     run:
         step(steps.measure, input, output, params, log)
@@ -36,6 +37,7 @@ rule rings:
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
         rings=dataset_key("rings"),
+        content=image_fingerprint,
         code=code_version(steps.rings),
     run:
         step(steps.rings, input, output, params, log)

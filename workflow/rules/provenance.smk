@@ -19,6 +19,7 @@ rule provenance:
     params:
         dataset=dataset_config,
         software=provenance.software_versions(),
+        content=dataset_fingerprint,
         code=code_version(steps.provenance),
     run:
         step(steps.provenance, input, output, params, log)

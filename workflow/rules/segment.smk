@@ -16,6 +16,7 @@ rule smooth:
         channel=segment_key("channel"),
         diameter=segment_key("diameter"),
         smooth=segment_key("smooth"),
+        content=image_fingerprint,
         code=code_version(steps.smooth),
     run:
         step(steps.smooth, input, output, params, log)
@@ -67,6 +68,7 @@ rule label:
     params:
         name="{image}",
         settings=label_settings,
+        content=image_fingerprint,
         code=code_version(steps.label),
     run:
         step(steps.label, input, output, params, log)

@@ -1,0 +1,173 @@
+"""Inputs as users have them, and the ways they go wrong (the workflow run for
+real or dry; exit code, message and planned jobs checked)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+
+from workflow_utils import ROOT, SNAKEMAKE, planned_jobs, run_snakemake, tiny_nuclei, write_dataset
+
+pytestmark = pytest.mark.workflow
+
+
+def _out(result):
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """One finished run of a single tiny image."""
+    work = tmp_path_factory.mktemp("inputs")
+    config = write_dataset(work, n_images=1, n_frames=2)
+    result = run_snakemake(work, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, config
+
+
+def test_content_replaced_with_an_old_mtime_reruns_and_provenance_follows(done):
+    work, config = done
+    image = work / "data" / "img0.tif"
+    backup = work / "img0_other.tif"
+    img, _ = tiny_nuclei(n_frames=2, seed=5)
+    tifffile.imwrite(backup, img, imagej=True, metadata={"axes": "TCYX"}, resolution=(2.0, 2.0))
+    old = os.stat(image)
+    os.utime(backup, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))  # older than the results
+    subprocess.run(["cp", "-p", str(backup), str(image)], check=True)  # new content, old mtime
+    try:
+        jobs = planned_jobs(run_snakemake(work, config, "-n"))
+        assert jobs.get("smooth") == 1 and jobs.get("provenance") == 1, jobs
+        assert jobs.get("measure") == 1 and jobs.get("rings") == 1
+    finally:
+        img, _ = tiny_nuclei(n_frames=2, seed=0)  # what write_dataset wrote
+        tifffile.imwrite(image, img, imagej=True, metadata={"axes": "TCYX"}, resolution=(2.0, 2.0))
+        assert run_snakemake(work, config).returncode == 0
+
+
+def test_editing_the_style_file_reruns_the_figures(done, tmp_path):
+    work, config = done
+    style = tmp_path / "my.mplstyle"
+    shutil.copy(ROOT / "resources" / "snakescope.mplstyle", style)
+    changed = {**config, "figures": {"style": str(style)}}
+    assert run_snakemake(work, changed, "figures").returncode == 0
+    assert planned_jobs(run_snakemake(work, changed, "figures", "-n")) == {}
+    style.write_text(style.read_text() + "\nlines.linewidth: 3\n")
+    jobs = planned_jobs(run_snakemake(work, changed, "figures", "-n"))
+    assert jobs.get("dataset_figures") == 1 and jobs.get("qc") == 1 and "smooth" not in jobs, jobs
+
+
+def test_config_overrides_on_the_command_line(done):
+    work, config = done
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    base = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "1", "-n",
+            "figures", "--configfile", str(work / "config.yaml")]
+    ok = subprocess.run(base + ["--config", "figures={dpi: 50, formats: [png]}"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0, _out(ok)[-2000:]
+    assert planned_jobs(ok).get("dataset_figures") == 1  # the dpi changed: figures rerun
+    bad = subprocess.run(base + ["--config", "figures={dpi: big}"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0 and "config key figures.dpi: 'big' is not of type 'number'" in _out(bad)
+    assert "Traceback" not in _out(bad)
+
+
+def test_yaml_merge_keys_and_anchor_section(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    ds = config["datasets"]["tiny"]
+    text = f"""
+_common: &seg
+  channel: nucleus
+  diameter: 8
+datasets:
+  tiny:
+    images: {ds['images']}
+    channels: [nucleus, erk]
+    pixel_size_um: 0.5
+    segment:
+      <<: *seg
+      diameter: 9
+"""
+    (tmp_path / "config.yaml").write_text(text)
+    result = run_snakemake(tmp_path, None, "-n", "--configfile", str(tmp_path / "config.yaml"))
+    assert result.returncode == 0, _out(result)[-2000:]
+    (tmp_path / "dup.yaml").write_text(text.replace("      diameter: 9", "      diameter: 9\n      diameter: 10"))
+    result = run_snakemake(tmp_path, None, "-n", "--configfile", str(tmp_path / "dup.yaml"))
+    assert result.returncode != 0 and "key 'diameter' appears twice" in _out(result)
+
+
+def test_conditions_naming_an_unknown_image_stop_at_start(tmp_path):
+    config = write_dataset(tmp_path, n_images=2)
+    config["datasets"]["tiny"]["conditions"] = {"img0": "control", "img9": "drug"}
+    result = run_snakemake(tmp_path, config, "-n")
+    out = _out(result)
+    assert result.returncode != 0
+    assert "config key datasets.tiny.conditions: 'img9' is not an image of the dataset (images: img0, img1)" in out
+    assert "Traceback" not in out
+
+
+def test_hidden_companion_files_are_ignored_with_a_line(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    (tmp_path / "data" / "._img0.tif").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, _out(result)[-2000:]
+    assert "ignored 1 hidden file(s)" in _out(result) and "._img0.tif" in _out(result)
+    assert planned_jobs(result).get("smooth") == 1
+
+
+def test_missing_image_file_is_named_as_missing(tmp_path):
+    config = write_dataset(tmp_path, n_images=1)
+    config["datasets"]["tiny"]["images"] = [str(tmp_path / "data" / "img0.tif"), str(tmp_path / "data" / "gone.tif")]
+    result = run_snakemake(tmp_path, config, "-n")
+    out = _out(result)
+    assert result.returncode != 0 and f"image file {tmp_path}/data/gone.tif of dataset tiny is missing" in out
+    assert "track.enabled" not in out
+
+
+def test_baseline_after_the_last_frame_is_an_error(tmp_path):
+    config = write_dataset(tmp_path, n_images=1, n_frames=3)
+    config["datasets"]["tiny"]["rings"] = {"reporters": ["erk"]}
+    config["datasets"]["tiny"]["traces"] = {"baseline_frames": [5, 9]}
+    result = run_snakemake(tmp_path, config, "--until", "traces")
+    out = _out(result)
+    assert result.returncode != 0
+    assert "config key traces: dataset_traces: baseline_frames [5, 9] reach past the last frame (2)" in out
+    assert not (tmp_path / "results/tiny/tables/traces.csv").exists()
+
+
+def test_braces_in_file_and_folder_names(tmp_path):
+    folder = tmp_path / "exp{2}"
+    folder.mkdir()
+    img, _ = tiny_nuclei(n_frames=1)
+    for name in ("well{A1}.tif", "plain.tif"):
+        tifffile.imwrite(folder / name, img, imagej=True, metadata={"axes": "TCYX"})
+    for images in (str(folder / "{image}.tif"), [str(folder / "well{A1}.tif"), str(folder / "plain.tif")]):
+        config = {"datasets": {"d": {"images": images, "channels": ["nucleus", "erk"],
+                                     "segment": {"diameter": 8}}}}
+        result = run_snakemake(tmp_path, config, "--until", "label")
+        assert result.returncode == 0, _out(result)[-3000:]
+        assert (tmp_path / "results/d/labels/well_A1_.tif").exists()
+        shutil.rmtree(tmp_path / "results")
+
+
+def test_one_file_per_frame_is_one_image(tmp_path):
+    img, truth = tiny_nuclei(n_frames=3, channels=1)
+    movie = tmp_path / "movie"
+    movie.mkdir()
+    for t in range(3):
+        tifffile.imwrite(movie / f"t{t:03d}.tif", img[t, 0])
+    config = {"datasets": {"mov": {"images": str(movie / "t{frame}.tif"), "segment": {"diameter": 8},
+                                   "track": {"enabled": True}}}}
+    result = run_snakemake(tmp_path, config, "--until", "tables", "track")
+    assert result.returncode == 0, _out(result)[-3000:]
+    labels = tifffile.imread(tmp_path / "results/mov/labels/mov.tif")
+    assert labels.shape == (3, 64, 64)
+    images = pd.read_csv(tmp_path / "results/mov/tables/images.csv")
+    assert images.frame.tolist() == [0, 1, 2] and (images.n_objects == 4).all()
+    assert np.array_equal(labels > 0, truth > 0) or (np.mean((labels > 0) == (truth > 0)) > 0.97)
