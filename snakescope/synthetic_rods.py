@@ -77,6 +77,7 @@ __all__ = [
     "PIXEL_SIZE_UM",
     "N_EXAMPLE_IMAGES",
     "make_rods",
+    "phase_colony_with_debris",
     "write_rods_example",
     "rods_example_files",
 ]
@@ -457,6 +458,163 @@ def make_rods(
         _make_field(child, shape=shape, name=f"colony_{k:02d}", pixel_size_um=float(pixel_size_um))
         for k, child in enumerate(children)
     ]
+
+
+# ---------------------------------------------------------------------------
+# A hard case: a small colony in a large, dirty field
+# ---------------------------------------------------------------------------
+
+# Constants of :func:`phase_colony_with_debris` (lengths in µm, intensities relative to the background).
+_HARD_SHAPE = (384, 576)  # 25 x 37 µm at 0.065 µm/px; the colony covers ~2-5 % of it
+_HARD_SPECKS = (10, 21)  # small dark specks, radius 0.1-0.25 µm (high exclusive)
+_HARD_SPECK_RADIUS_UM = (0.1, 0.25)
+_HARD_PARTICLES = (3, 7)  # round dark particles as wide as a cell or wider, radius 0.4-0.8 µm
+_HARD_PARTICLE_RADIUS_UM = (0.4, 0.8)
+_HARD_RINGS = (4, 9)  # out-of-focus beads: bright ring, dark centre
+_HARD_RING_RADIUS_UM = (0.3, 0.6)
+_HARD_RING_SIGMA_UM = 0.08
+_HARD_RING_BRIGHT = (0.3, 0.6)
+_HARD_RING_DARK = (0.2, 0.4)
+# Contrast, halo and texture measured on a real E. coli movie (van Vliet et al. 2018): cells 40-60 %
+# darker than the background, halos up to +60 %, background texture ~2 % SD at the scale of a rod.
+_HARD_CONTRAST_RANGE = (0.75, 0.9)
+_HARD_HALO_SIGMA_UM = (0.7, 1.0)  # wider halos than the example's
+_HARD_HALO_RANGE = (0.5, 0.75)
+_HARD_MOTTLE = ((0.3, 0.012), (1.5, 0.015))  # background texture: (correlation sigma µm, relative SD)
+_HARD_GRADIENT = 0.15  # +-15 % linear illumination gradient
+_HARD_BLOTCH_SIGMA_FRACTION = 0.25  # broad illumination blotches, sigma as a fraction of the field
+_HARD_BLOTCH_AMPLITUDE = 0.08
+
+
+def _far_points(rng: np.random.Generator, far: np.ndarray, n: int, *, margin_px: float) -> list[tuple[float, float]]:
+    """Up to ``n`` random points where ``far`` is True, at least ``margin_px`` inside the field."""
+    h, w = far.shape
+    points = []
+    for _ in range(20 * n):
+        if len(points) == n:
+            break
+        cy, cx = rng.uniform(margin_px, h - margin_px), rng.uniform(margin_px, w - margin_px)
+        if far[int(cy), int(cx)]:
+            points.append((float(cy), float(cx)))
+    return points
+
+
+def _add_dome(phi: np.ndarray, cy: float, cx: float, r: float, level: float) -> None:
+    """Add a hemispherical particle of radius ``r`` px (optical thickness ``level`` at its centre)."""
+    h, w = phi.shape
+    y0, y1 = int(max(cy - r - 1, 0)), int(min(cy + r + 2, h))
+    x0, x1 = int(max(cx - r - 1, 0)), int(min(cx + r + 2, w))
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    phi[y0:y1, x0:x1] += level * np.sqrt(np.clip(1.0 - d2 / (r * r), 0.0, None))
+
+
+def phase_colony_with_debris(seed: int = 0, *, shape: tuple[int, int] = _HARD_SHAPE,
+                             pixel_size_um: float = PIXEL_SIZE_UM) -> dict:
+    """One hard phase-contrast field: a small colony in a large, dirty field.
+
+    The situation of real time-lapse starts (e.g. van Vliet et al. 2018): a
+    single microcolony (one colony of :func:`make_rods`, 6-16 touching cells)
+    covers a few per cent of a large field, and the rest is not empty:
+
+    * 10-20 small dark specks (radius 0.1-0.25 µm) and 3-6 round dark
+      particles as wide as a cell or wider (radius 0.4-0.8 µm), at least 1 µm
+      away from the cells; like the cells they get halos from the optics;
+    * 4-8 out-of-focus beads: a bright ring (radius 0.3-0.6 µm) around a
+      dark centre;
+    * a mottled background (phase-contrast "coherent noise"): correlated
+      texture of 2.5 % SD at 0.3 µm and 3 % at 1.5 µm;
+    * uneven illumination: a +-15 % linear gradient and broad blotches
+      (+-8 %, sigma a quarter of the field);
+    * wide bright halos (halo sigma 0.7-1.0 µm, strength 0.5-0.75 of the
+      contrast 0.75-0.9) around the colony and the particles.
+
+    Contrast, halo and texture follow a real *E. coli* movie (van Vliet et
+    al. 2018): cells 40-60 % darker than the background, background texture
+    about 2 % SD at the scale of a rod.
+
+    Cells, phase response, optics and camera are those of :func:`make_rods`.
+    A histogram threshold (Otsu, triangle) of such a field segments the
+    texture, the halos or the debris; see ``tests/test_rods.py``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of :func:`numpy.random.default_rng`; the same seed gives identical
+        output.
+    shape : tuple of int
+        ``(Y, X)`` size in pixels.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    dict
+        ``name`` (``"phase_colony_with_debris"``), ``image`` (uint16 ``(Y, X)``,
+        cells dark), ``labels`` (uint16 cell labels 1..N; debris, particles and
+        beads are background), ``cells`` (DataFrame ``label, x, y, length_um,
+        width_um, area_px``) and ``pixel_size_um``.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (int(shape[0]), int(shape[1]))
+    px = float(pixel_size_um)
+    rods = _grow_colony(rng, shape=shape, others=[], pixel_size_um=px)
+    rods.sort(key=lambda r: (round(r.cy, 6), round(r.cx, 6)))
+    labels, phi = _rasterise(rods, shape)
+
+    far = ndi.distance_transform_edt(labels == 0) > _COLONY_GAP_UM / px
+    for cy, cx in _far_points(rng, far, int(rng.integers(*_HARD_SPECKS)), margin_px=4):
+        _add_dome(phi, cy, cx, float(rng.uniform(*_HARD_SPECK_RADIUS_UM)) / px, float(rng.uniform(0.6, 1.0)))
+    for cy, cx in _far_points(rng, far, int(rng.integers(*_HARD_PARTICLES)), margin_px=15):
+        _add_dome(phi, cy, cx, float(rng.uniform(*_HARD_PARTICLE_RADIUS_UM)) / px, float(rng.uniform(0.8, 1.2)))
+
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    beads = np.zeros(shape)
+    for cy, cx in _far_points(rng, far, int(rng.integers(*_HARD_RINGS)), margin_px=15):
+        r0 = float(rng.uniform(*_HARD_RING_RADIUS_UM)) / px
+        s = _HARD_RING_SIGMA_UM / px
+        reach = r0 + 5 * s
+        y0, y1 = int(max(cy - reach, 0)), int(min(cy + reach + 1, h))
+        x0, x1 = int(max(cx - reach, 0)), int(min(cx + reach + 1, w))
+        d = np.hypot(yy[y0:y1, x0:x1] - cy, xx[y0:y1, x0:x1] - cx)
+        beads[y0:y1, x0:x1] += float(rng.uniform(*_HARD_RING_BRIGHT)) * np.exp(-0.5 * ((d - r0) / s) ** 2)
+        beads[y0:y1, x0:x1] -= float(rng.uniform(*_HARD_RING_DARK)) * np.exp(-0.5 * (d / (0.5 * r0)) ** 2)
+
+    mottle = np.zeros(shape)
+    for sigma_um, sd in _HARD_MOTTLE:
+        t = ndi.gaussian_filter(rng.standard_normal(shape), sigma_um / px, mode="wrap")
+        mottle += t * (sd / max(float(t.std()), 1e-12))
+    yn, xn = yy / max(h - 1, 1) - 0.5, xx / max(w - 1, 1) - 0.5
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    ramp = (np.cos(angle) * xn + np.sin(angle) * yn) / math.sqrt(0.5)
+    # blotches: smooth noise on a coarse grid (8 px), interpolated to the field
+    coarse = ndi.gaussian_filter(rng.standard_normal((h // 8 + 2, w // 8 + 2)),
+                                 _HARD_BLOTCH_SIGMA_FRACTION * min(h, w) / 8, mode="wrap")
+    blotch = ndi.map_coordinates(coarse, [yy / 8, xx / 8], order=1)
+    blotch *= _HARD_BLOTCH_AMPLITUDE / max(float(np.abs(blotch).max()), 1e-12)
+    illumination = (1.0 + _HARD_GRADIENT * ramp) * (1.0 + blotch)
+
+    background = float(rng.uniform(*_BACKGROUND_RANGE))
+    contrast = float(rng.uniform(*_HARD_CONTRAST_RANGE))
+    halo = float(rng.uniform(*_HARD_HALO_RANGE))
+    halo_sigma_px = float(rng.uniform(*_HARD_HALO_SIGMA_UM)) / px
+    response = (1.0 - np.exp(-_SATURATION * phi)) / (1.0 - math.exp(-_SATURATION))
+    texture = ndi.gaussian_filter(rng.standard_normal(shape), _TEXTURE_SIGMA_UM / px, mode="wrap")
+    texture *= _TEXTURE_SD / max(float(texture.std()), 1e-12)
+    response *= 1.0 + np.clip(texture, -2.5 * _TEXTURE_SD, 2.5 * _TEXTURE_SD)
+    dark = ndi.gaussian_filter(response, _PSF_SIGMA_UM / px, mode="nearest")
+    leak = ndi.gaussian_filter(response, halo_sigma_px, mode="nearest")
+    phase = 1.0 - contrast * dark + contrast * halo * leak
+    expected = background * illumination * (phase * (1.0 + mottle) + beads)
+    image = _camera(rng, expected)
+    return {
+        "name": "phase_colony_with_debris",
+        "image": image,
+        "labels": labels.astype(np.uint16),
+        "cells": _cells_table(labels, rods, pixel_size_um=px),
+        "pixel_size_um": px,
+    }
 
 
 # ---------------------------------------------------------------------------
