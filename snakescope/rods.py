@@ -220,16 +220,34 @@ def _close(mask: np.ndarray, radius_px: float) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+def _shorth(values: np.ndarray) -> tuple[float, float]:
+    """Midpoint of the shortest interval holding half of ``values``, and 1.4826 times its half-length.
+
+    For a normal distribution these are its mean and SD; unlike the median and
+    MAD they follow the densest mode when up to about half of the values lie
+    elsewhere (Rousseeuw's least median of squares location).
+    """
+    v = np.sort(values)
+    k = (v.size + 1) // 2
+    widths = v[k - 1:] - v[: v.size - k + 1]
+    i = int(np.argmin(widths))
+    return 0.5 * float(v[i] + v[i + k - 1]), _MAD_TO_SD * 0.5 * float(widths[i])
+
+
 def _flatten(image: np.ndarray) -> tuple[np.ndarray, float]:
     """Image minus its smooth background, and the robust SD of the background.
 
-    A quadratic surface in ``(y, x)`` is fitted by least squares to a grid of
-    about 20,000 pixels, then refitted (5 passes) to the pixels whose residual
-    lies within 3 robust SDs (1.4826 MAD) of the residuals' median: objects
-    (above) and phase-contrast halos (below) are left out, so the surface
-    follows the illumination gradient and vignetting of the background alone.
-    The SD (at least 0.1 % of the image's range) measures the background's
-    texture and noise at the scale of the smoothing.
+    The background is the densest mode of the image's values: on a grid of
+    about 20,000 pixels, the shortest interval holding half of them (the
+    "shorth") gives its first level and SD (half that interval's length times
+    1.4826, exact for a normal distribution), which holds while cells and
+    halos cover up to about half of the field. A quadratic surface in
+    ``(y, x)`` is then fitted by least squares (up to 5 passes) to the pixels
+    within 3 SDs of the background (SD re-estimated each pass as 1.4826 MAD of
+    those pixels): objects (above) and phase-contrast halos (below) are left
+    out, so the surface follows the illumination gradient and vignetting of
+    the background alone. The SD (at least 0.1 % of the image's range)
+    measures the background's texture and noise at the scale of the smoothing.
     """
     h, w = image.shape
     step = max(1, math.ceil(math.sqrt(h * w / _BACKGROUND_SAMPLES)))
@@ -238,8 +256,9 @@ def _flatten(image: np.ndarray) -> tuple[np.ndarray, float]:
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     design = np.stack([np.ones_like(yy), yy, xx, yy * yy, yy * xx, xx * xx], axis=-1).reshape(-1, 6)
     values = image[::step, ::step].astype(np.float64).ravel()
-    use = np.ones(values.size, dtype=bool)
-    coef, centre, sd = np.zeros(6), 0.0, 0.0
+    level, sd = _shorth(values)
+    use = np.abs(values - level) <= _CLIP_SD * sd
+    coef, centre = np.array([level, 0.0, 0.0, 0.0, 0.0, 0.0]), 0.0
     for _ in range(5):
         if use.sum() < 6:
             break

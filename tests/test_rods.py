@@ -485,3 +485,21 @@ def test_log_edges_segments_the_dirty_field_and_naive_fails(dirty_fields):
     p = {**log_edges_defaults(w), "min_aspect": None, "min_width_px": None, "max_width_px": None}
     loose = [log_edges_segment(f["image"], **p) for f in dirty_fields]
     assert sum(int(lab.max()) for lab in loose) > sum(int(lab.max()) for lab in ours)
+
+
+def test_background_is_the_densest_mode():
+    """45 % of the pixels are cells and halos: the shorth start and the clipped refits find
+    the background's level and SD, where the median and MAD are pulled away."""
+    rng = np.random.default_rng(3)
+    n = 150 * 200
+    values = np.r_[rng.normal(100.0, 5.0, int(0.55 * n)), rng.normal(160.0, 30.0, int(0.25 * n)),
+                   rng.normal(40.0, 20.0, n - int(0.55 * n) - int(0.25 * n))]
+    level, first_sd = rods._shorth(values)
+    assert level == pytest.approx(100.0, abs=1.0)
+    assert 5.0 < first_sd < 15.0  # a first estimate, inflated by the 45 %
+    img = rng.permutation(values).reshape(150, 200).astype(np.float32)
+    flat, sd = rods._flatten(img)
+    assert sd == pytest.approx(5.0, rel=0.1)
+    assert np.median(img - flat) == pytest.approx(100.0, abs=1.0)
+    mad_sd = 1.4826 * np.median(np.abs(values - np.median(values)))
+    assert mad_sd > 2 * 5.0
