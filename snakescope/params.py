@@ -25,7 +25,7 @@ MAX_DIAMETER_PER_DIAMETER = 3.0
 PEAK_SPACING_PER_DIAMETER = 0.4
 LOCAL_BLOCK_PER_DIAMETER = 3.0
 #: Smallest object diameter accepted (px): below it every size parameter degenerates.
-MIN_DIAMETER_PX = 3.0
+MIN_DIAMETER_PX = 2.0
 
 
 def to_px(value: float | str | None, *, pixel_size_um: float | None, key: str) -> float | None:

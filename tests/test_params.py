@@ -58,10 +58,10 @@ def test_zero_diameter_rejected(segment_defaults):
         params.smooth_params(seg["smooth"], diameter=0, pixel_size_um=None)
 
 
-@pytest.mark.parametrize("diameter, pixel, unit", [(0.0001, None, "in px"), ("1px", 0.5, "in µm"), (1.0, 0.5, "in µm")])
+@pytest.mark.parametrize("diameter, pixel, unit", [(0.0001, None, "in px"), ("1px", 0.5, "in µm"), (0.5, 0.5, "in µm")])
 def test_absurdly_small_diameter_rejected(segment_defaults, diameter, pixel, unit):
     seg = segment_defaults()
-    with pytest.raises(InputError, match=rf"segment.diameter: .* below 3 px: .*{unit}"):
+    with pytest.raises(InputError, match=rf"segment.diameter: .* below 2 px: .*{unit}"):
         params.smooth_params(seg["smooth"], diameter=diameter, pixel_size_um=pixel)
 
 

@@ -84,7 +84,8 @@ def test_keys_of_an_unused_method_rerun_nothing(finished):
     try:
         result = run_snakemake(work, changed, "-n")
         assert result.returncode == 0, result.stderr
-        assert planned_jobs(result) == {}, result.stdout
+        # only the provenance record (it keeps the resolved config) is rewritten
+        assert set(planned_jobs(result)) <= {"provenance", "all"}, result.stdout
         # the same kind of change to the active method's keys does rerun label
         changed["datasets"]["tiny"]["segment"]["split"] = {"min_distance": "7px"}
         assert planned_jobs(run_snakemake(work, changed, "-n")).get("label") == 2

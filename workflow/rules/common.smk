@@ -1,4 +1,4 @@
-# Shared by all rule files, in order: config loading, image discovery, params
+# Shared by all rule files. In order - config loading, image discovery, params
 # functions, input functions, the step call, targets. Domain logic lives in the
 # library: discovery in snakescope.config, config conversion in snakescope.params,
 # code versions and provenance in snakescope.provenance, steps in snakescope.steps.
@@ -309,7 +309,7 @@ def per_tracked_image(pattern):
 #: Ground-truth kinds -> the dataset's config key holding the pattern.
 GROUND_TRUTH = {
     "labels": "ground_truth",
-    "cn": "ground_truth_cn/table",
+    "cn": "ground_truth_cn.table",
     "sizes": "ground_truth_sizes",
     "tracks": "ground_truth_tracks",
     "ctc": "ground_truth_ctc",
@@ -318,7 +318,7 @@ GROUND_TRUTH = {
 
 def ground_truth_pattern(dataset, kind):
     node = config["datasets"][dataset]
-    for key in GROUND_TRUTH[kind].split("/"):
+    for key in GROUND_TRUTH[kind].split("."):
         node = node[key]
     return node
 
@@ -341,7 +341,7 @@ def _check_ground_truth_patterns():
             pattern = ground_truth_pattern(name, kind)
             if pattern and "{image}" not in pattern and len(images(name)) > 1:
                 _fail(
-                    f"config key datasets.{name}.{key.replace('/', '.')}: {pattern!r} has no {{image}} but the "
+                    f"config key datasets.{name}.{key}: {pattern!r} has no {{image}} but the "
                     f"dataset has {len(images(name))} images; write a pattern with {{image}}"
                 )
 
