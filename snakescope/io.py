@@ -505,8 +505,7 @@ def _bioio_open(path: str):
 
             reader = importlib.import_module(plugin).Reader
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_bioio():
             return BioImage(path, reader=reader)
     except Exception as exc:
         raise InputError(
@@ -545,7 +544,7 @@ def _seconds(value: Any) -> float | None:
     return _positive(value)
 
 
-def _bioio_metadata(img, names: list[str], index: int) -> FileMetadata:
+def _bioio_metadata(img, path: str, names: list[str], index: int) -> FileMetadata:
     axes = str(img.dims.order).upper()
     shape = tuple(int(s) for s in img.shape)
     channel_names = None
@@ -560,6 +559,13 @@ def _bioio_metadata(img, names: list[str], index: int) -> FileMetadata:
     interval = None
     with contextlib.suppress(Exception):
         interval = _seconds(img.time_interval)
+    if interval is None:  # bioio-lif: from the time stamps, else the T axis (s/frame)
+        with contextlib.suppress(Exception):
+            interval = _seconds(getattr(img.reader, "timelapse_interval", None))
+        if interval is None and path.lower().endswith(".lif") and "T" in axes:
+            with contextlib.suppress(Exception):
+                steps = np.diff(np.asarray(img.xarray_dask_data.coords["T"], dtype=float))
+                interval = _positive(np.median(steps)) if steps.size else None
     return FileMetadata(
         shape=shape, dtype=np.dtype(img.dtype), axes=axes, pixel_size_um=x_um,
         frame_interval_s=interval, channel_names=channel_names, pixel_size_y_um=y_um,
@@ -567,11 +573,28 @@ def _bioio_metadata(img, names: list[str], index: int) -> FileMetadata:
     )
 
 
+@contextlib.contextmanager
+def _quiet_bioio() -> Iterator[None]:
+    """Silence the warnings bioio plugins log (with tracebacks) for metadata a file lacks."""
+    loggers = [logging.getLogger(n) for n in ("bioio", "bioio_base", "bioio_czi", "bioio_lif", "bioio_nd2")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _bioio_load(path: str, scene: int | str | None, *, pixels: bool,
                 check: Callable[[FileMetadata], None] | None = None) -> _Loaded:
     img = _bioio_open(path)
     try:
-        names = [str(s) for s in img.scenes]
+        with _quiet_bioio():
+            names = [str(s) for s in img.scenes]
         if path.lower().endswith(".czi"):
             n_data = _czi_scene_count(path)
             if n_data is not None and n_data > len(names):
@@ -581,10 +604,9 @@ def _bioio_load(path: str, scene: int | str | None, *, pixels: bool,
                     "(ZEN: Split Scenes) or re-save the file in ZEN"
                 )
         index = _scene_index(names, scene, path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_bioio():
             img.set_scene(index)
-            md = _bioio_metadata(img, names, index)
+            md = _bioio_metadata(img, path, names, index)
             if check is not None:
                 check(md)
             data = np.asarray(img.get_image_data(md.axes)) if pixels else None
@@ -911,7 +933,7 @@ def _read_tcyx(path: str, *, axes: str | None, scene: int | str | None, z_projec
     loaded = _load(path, scene, pixels=True, check=_square_pixels(path, pixel_size_um))
     data, md = loaded.data, loaded.meta
     assert data is not None
-    if data.dtype.kind not in "uifb" or data.dtype.kind == "c":
+    if data.dtype.kind not in "uif" or data.dtype.kind == "c":
         raise InputError(f"{path}: pixel type {data.dtype} is not supported; save as 8/16-bit or float")
     if axes is None:
         axes = default_axes(tuple(data.shape), md.axes, path=path)

@@ -363,6 +363,61 @@ def test_czi_scenes_missing_from_metadata_are_not_dropped(tmp_path):
         io.read_image(path)
 
 
+# ---------------------------------------------------------------- LIF (bioio-lif)
+
+def _write_lif(path, images):
+    """A minimal Leica LIF (version 2): binary header, UTF-16 XML, one memory block
+    per image. ``images``: (name, TCYX uint16, pixel µm, frame interval s, channel LUT names).
+    No LIF writer exists on PyPI and no package ships a sample, so the test builds one
+    as liffile parses it (LAS X files carry much more metadata)."""
+    import struct
+
+    children, blocks = [], []
+    for i, (name, data, px_um, dt_s, luts) in enumerate(images):
+        nt, nc, ny, nx = data.shape
+        channels = "".join(
+            f'<ChannelDescription DataType="0" ChannelTag="0" Resolution="16" NameOfMeasuredQuantity="" '
+            f'Min="0" Max="65535" Unit="" LUTName="{lut}" IsLUTInverted="0" BytesInc="{k * 2 * nx * ny}" '
+            'BitInc="0"/>' for k, lut in enumerate(luts))
+
+        def dim(dim_id, n, length, unit, inc):
+            return (f'<DimensionDescription DimID="{dim_id}" NumberOfElements="{n}" Origin="0" '
+                    f'Length="{length}" Unit="{unit}" BytesInc="{inc}" BitInc="0"/>')
+
+        dims = (dim(1, nx, px_um * 1e-6 * (nx - 1), "m", 2) + dim(2, ny, px_um * 1e-6 * (ny - 1), "m", 2 * nx)
+                + dim(4, nt, dt_s * (nt - 1), "s", 2 * nx * ny * nc))
+        raw = np.ascontiguousarray(data, dtype="<u2").tobytes()
+        block = f"MemBlock_{i + 1}"
+        children.append(
+            f'<Element Name="{name}" UniqueID="u{i}"><Data><Image><ImageDescription><Channels>{channels}'
+            f'</Channels><Dimensions>{dims}</Dimensions></ImageDescription></Image></Data>'
+            f'<Memory Size="{len(raw)}" MemoryBlockID="{block}"/><Children/></Element>')
+        blocks.append((block, raw))
+    xml = ('<LMSDataContainerHeader Version="2"><Element Name="experiment" UniqueID="root"><Data>'
+           '<Experiment/></Data><Memory Size="0" MemoryBlockID="MemBlock_0"/><Children>'
+           + "".join(children) + "</Children></Element></LMSDataContainerHeader>")
+    with open(path, "wb") as fh:
+        text = xml.encode("utf-16-le")
+        fh.write(struct.pack("<IIBI", 0x70, len(text) + 5, 0x2A, len(xml)) + text)
+        for block, raw in [("MemBlock_0", b"")] + blocks:
+            fh.write(struct.pack("<IIBQBI", 0x70, 0, 0x2A, len(raw), 0x2A, len(block))
+                     + block.encode("utf-16-le") + raw)
+
+
+def test_lif_with_two_images(tmp_path):
+    pytest.importorskip("bioio_lif")
+    path = tmp_path / "exp.lif"
+    _write_lif(path, [(name, _movie(s), 0.325, 60.0, CHANNELS) for s, name in enumerate(["pos A", "pos B"])])
+    assert io.scenes(path) == ["pos A", "pos B"]
+    assert io.image_names(path) == [("exp_pos_A", 0), ("exp_pos_B", 1)]
+    for s in range(2):
+        img = io.read_image(path, scene=s)
+        np.testing.assert_array_equal(img.data, _movie(s))
+        assert img.channels == CHANNELS
+        assert img.pixel_size_um == pytest.approx(0.325)
+        assert img.frame_interval_s == pytest.approx(60)
+
+
 def test_unknown_format_is_an_input_error(tmp_path):
     pytest.importorskip("bioio")
     path = tmp_path / "notes.xyz"
