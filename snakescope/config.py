@@ -216,6 +216,8 @@ class ImageSource:
         Channel names in C order when the files are one per channel.
     fields : dict
         Values of the pattern's metadata fields (``plate``, ``well``, ...).
+    scene : int or None
+        Scene (position, series) of a multi-scene file; None for single-scene files.
     """
 
     name: str
@@ -223,6 +225,7 @@ class ImageSource:
     grid: tuple[int, int] | None = None
     channels: list[str] | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    scene: int | None = None
 
     @property
     def n_frames(self) -> int | None:
@@ -360,6 +363,34 @@ def discover_images(dataset: str, images: str | list[str], *, channels: Any = No
         out[name] = ImageSource(name=name, files=files, grid=(len(frames), len(chans)),
                                 channels=[channel_map[c] for c in chans] if channel_map else None,
                                 fields=_metadata(meta))
+    return dict(sorted(out.items()))
+
+
+#: File name endings that can hold several scenes (positions, series): their
+#: headers are read at start-up so that every scene becomes an image. Plain
+#: TIFFs are not opened (a multi-series plain TIFF stops at reading, naming its scenes).
+MULTI_SCENE_SUFFIXES = (".ome.tif", ".ome.tiff", ".nd2", ".czi", ".lif", ".zarr")
+
+
+def expand_scenes(sources: Mapping[str, ImageSource], *, key: str) -> dict[str, ImageSource]:
+    """One image per scene of every multi-scene file (``<image>_<scene>``), none dropped.
+
+    Only single-file images whose file name ends in :data:`MULTI_SCENE_SUFFIXES` are opened.
+    """
+    from .io import image_name, image_names
+
+    out: dict[str, ImageSource] = {}
+    for name, src in sources.items():
+        path = src.files[0]
+        if src.grid is not None or not path.lower().rstrip("/").endswith(MULTI_SCENE_SUFFIXES):
+            out[name] = src
+            continue
+        base = image_name(path)
+        for scene_name, scene in image_names(path):
+            new = name if scene is None else safe_name(name + scene_name[len(base):])
+            if new in out:
+                raise InputError(f"config key {key}: two images named {new!r} (scenes of {path}); rename a file")
+            out[new] = ImageSource(name=new, files=[path], fields=dict(src.fields), scene=scene)
     return dict(sorted(out.items()))
 
 

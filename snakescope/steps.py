@@ -38,6 +38,9 @@ log = logging.getLogger("snakescope")
 def _read(image: str | Sequence[str], reading: Mapping[str, Any]) -> io.Image:
     """Read the raw image: one file, or one file per frame and channel (``reading["grid"]``)."""
     layout = {"grid": tuple(reading["grid"])} if reading.get("grid") else {}
+    for key in ("scene", "z_projection"):
+        if reading.get(key) is not None:
+            layout[key] = reading[key]
     img = io.read_image(
         image,
         axes=reading.get("axes"),

@@ -171,3 +171,26 @@ def test_one_file_per_frame_is_one_image(tmp_path):
     images = pd.read_csv(tmp_path / "results/mov/tables/images.csv")
     assert images.frame.tolist() == [0, 1, 2] and (images.n_objects == 4).all()
     assert np.array_equal(labels > 0, truth > 0) or (np.mean((labels > 0) == (truth > 0)) > 0.97)
+
+
+def test_every_scene_of_an_ome_tiff_is_analysed_with_its_metadata(tmp_path):
+    """A 2-position OME-TIFF: both positions become images, channel names and the
+    time increment come from the OME metadata (nothing named in the config)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with tifffile.TiffWriter(data / "exp.ome.tif", ome=True) as tif:
+        for seed, name in enumerate(["pos A", "pos B"]):
+            img, _ = tiny_nuclei(n_frames=2, seed=seed)
+            tif.write(img, metadata={"axes": "TCYX", "Name": name, "Channel": {"Name": ["H2B", "ERK-KTR"]},
+                                     "PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "µm",
+                                     "PhysicalSizeY": 0.5, "PhysicalSizeYUnit": "µm",
+                                     "TimeIncrement": 60, "TimeIncrementUnit": "s"})
+    config = {"datasets": {"d": {"images": str(data / "{image}.ome.tif"), "segment": {"diameter": 4}}}}
+    result = run_snakemake(tmp_path, config, "--until", "tables")
+    assert result.returncode == 0, _out(result)[-3000:]
+    images = pd.read_csv(tmp_path / "results/d/tables/images.csv")
+    assert sorted(images.image.unique()) == ["exp_pos_A", "exp_pos_B"]
+    objects = pd.read_csv(tmp_path / "results/d/tables/objects.csv")
+    assert "ERK-KTR_mean" in objects and "cn_ERK-KTR" in objects
+    assert sorted(objects.time_s.unique()) == [0.0, 60.0]
+    assert objects.area_um2.notna().all()

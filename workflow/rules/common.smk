@@ -22,6 +22,7 @@ from snakescope.config import (
     apply_overrides,
     check_config,
     discover_images,
+    expand_scenes,
     load_yaml_strict,
 )
 from snakescope.errors import InputError
@@ -52,8 +53,11 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 def _discover(name, ds):
     ignored = []
     try:
-        found = discover_images(
-            name, ds["images"], channels=ds["channels"], ignored=ignored
+        found = expand_scenes(
+            discover_images(
+                name, ds["images"], channels=ds["channels"], ignored=ignored
+            ),
+            key=f"datasets.{name}.images",
         )
     except InputError as exc:
         _fail(str(exc))
@@ -96,19 +100,21 @@ def n_frames(dataset, name):
     if src.n_frames is not None:
         return src.n_frames
     path = src.files[0]
-    if path not in _frames_cache:
+    key = (path, src.scene)
+    if key not in _frames_cache:
         if not os.path.exists(path):
             _fail(
                 f"image file {path} of dataset {dataset} is missing (or a broken link); restore it or "
                 f"remove it from datasets.{dataset}.images"
             )
         try:
-            _frames_cache[path] = sio.frame_count(
-                path, axes=config["datasets"][dataset]["axes"]
+            ds = config["datasets"][dataset]
+            _frames_cache[key] = sio.frame_count(
+                path, axes=ds["axes"], scene=src.scene, z_projection=ds["z_projection"]
             )
         except InputError as exc:
             _fail(str(exc))
-    return _frames_cache[path]
+    return _frames_cache[key]
 
 
 def tracked_images(dataset):
@@ -158,6 +164,10 @@ def reading(wildcards):
     ds = config["datasets"][wildcards.dataset]
     out = {k: ds[k] for k in ("axes", "channels", "pixel_size_um", "frame_interval_s")}
     src = source(wildcards)
+    if src.scene is not None:
+        out["scene"] = src.scene
+    if ds["z_projection"]:
+        out["z_projection"] = ds["z_projection"]
     if src.grid is not None:
         out["grid"] = list(src.grid)
         if src.channels is not None:
