@@ -466,6 +466,17 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
 # --------------------------------------------------------------------------
 
 
+#: Row order of the table: scores first, then counts, C/N, time.
+METRIC_ORDER = (*SCORES, "objects_per_frame", "truth_objects_per_frame", "objects", "truth_objects",
+                "nuclei_median", "nuclei_min", "nuclei_max")
+
+
+def _metric_order(metric: str) -> tuple[int, str]:
+    if metric == "workflow_s":
+        return (len(METRIC_ORDER) + 1, metric)
+    return (METRIC_ORDER.index(metric), metric) if metric in METRIC_ORDER else (len(METRIC_ORDER), metric)
+
+
 def run_set(bench: Benchmark, *, data_dir: str | Path, workdir: Path, cores: int = 2, nice: int = 10,
             baseline: bool = True, reuse: bool = False, log=print) -> pd.DataFrame | None:
     """Run and score one set; None (with a message) when its data are missing.
@@ -484,28 +495,33 @@ def run_set(bench: Benchmark, *, data_dir: str | Path, workdir: Path, cores: int
     if work.exists() and not reuse:
         shutil.rmtree(work)
     ours: dict[str, float] = {}
+    log(f"{bench.name}: running the workflow ({', '.join(targets(bench))}) ...")
     try:
-        log(f"{bench.name}: running the workflow ({', '.join(targets(bench))}) ...")
         wall = run_workflow(bench, config, work, cores=cores, nice=nice)
         ours = workflow_scores(bench, work / "results" / bench.name)
         ours["workflow_s"] = wall
         log(f"{bench.name}: workflow {wall:.1f} s{' (reused outputs)' if reuse else ''}")
     except WorkflowFailed as exc:
         log(f"{bench.name}: WORKFLOW FAILED: {exc}")
+    except (OSError, KeyError, ValueError) as exc:  # an output table without what is scored
+        log(f"{bench.name}: WORKFLOW OUTPUT NOT SCORED: {type(exc).__name__}: {exc}")
     theirs: dict[str, float] = {}
     if baseline:
         t0 = time.perf_counter()
-        theirs = baseline_scores(bench, ds)
-        theirs["workflow_s"] = time.perf_counter() - t0
-        log(f"{bench.name}: baseline {theirs['workflow_s']:.1f} s")
+        try:
+            theirs = baseline_scores(bench, ds)
+            theirs["workflow_s"] = time.perf_counter() - t0
+            log(f"{bench.name}: baseline {theirs['workflow_s']:.1f} s")
+        except Exception as exc:  # a library change broke the baseline: report, go on
+            log(f"{bench.name}: BASELINE FAILED: {type(exc).__name__}: {exc}")
     if bench.kind == "ctc":
-        truth = truth_per_frame(Path(str(ds["ground_truth_ctc"]).format(image=next(iter(image_sources(bench.name, ds))))))
+        names = list(image_sources(bench.name, ds))
+        truth = float(np.mean([truth_per_frame(Path(str(ds["ground_truth_ctc"]).format(image=n))) for n in names]))
         ours["truth_objects_per_frame"] = theirs["truth_objects_per_frame"] = truth
     if bench.kind == "seg" and "truth_objects" in (ours or theirs):
         ours.setdefault("truth_objects", theirs.get("truth_objects", math.nan))
         theirs.setdefault("truth_objects", ours.get("truth_objects", math.nan))
-    metrics = list(dict.fromkeys([*theirs, *ours]))
-    metrics = [m for m in metrics if m != "workflow_s"] + ["workflow_s"]
+    metrics = sorted(dict.fromkeys([*theirs, *ours]), key=_metric_order)
     return pd.DataFrame([{"dataset": bench.name, "metric": m, "snakescope": ours.get(m, math.nan),
                           "baseline": theirs.get(m, math.nan)} for m in metrics], columns=COLUMNS)
 
@@ -538,6 +554,8 @@ def _fmt(metric: str, value: float) -> str:
         return f"{value:.1f}"
     if float(value).is_integer() and abs(value) >= 2:
         return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
     return f"{value:.3f}"
 
 
@@ -616,6 +634,18 @@ def write_results(table: pd.DataFrame, path: Path = RESULTS_CSV) -> None:
     table.round(4).to_csv(path, index=False)
 
 
+def code_state(root: Path = ROOT) -> str:
+    """``<commit>`` of the repository, with the number of modified tracked files when not clean."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (f" + {len(dirty)} modified file(s)" if dirty else "")
+
+
 def select(sets: str | None) -> list[Benchmark]:
     if not sets:
         return list(BENCHMARKS.values())
@@ -644,13 +674,21 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
 
     committed = read_results()
+    notes: list[str] = []
+    print(f"code: {code_state()}; data: {Path(args.data).resolve()}; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        if "FAILED" in message or "NOT SCORED" in message or message.startswith("skipped"):
+            notes.append(message)
+
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="snakescope-accuracy-")) if temporary else Path(args.workdir).resolve()
     parts, checks = [], []
     try:
         for bench in select(args.sets):
             rows = run_set(bench, data_dir=args.data, workdir=workdir, cores=args.cores, nice=args.nice,
-                           baseline=not args.no_baseline, reuse=args.reuse)
+                           baseline=not args.no_baseline, reuse=args.reuse, log=log)
             if rows is None:
                 continue
             if args.no_baseline and committed is not None:
@@ -669,6 +707,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     table = pd.concat(parts, ignore_index=True)
     print()
     print(format_table(table, committed if args.check and committed is not None else None))
+    if notes:
+        print("\n" + "\n".join(notes))
     if checks:
         print("\npy-ctcmetrics directly on results/<ds>/ctc/<image> vs the GT folder:")
         print(pd.concat(checks).to_string(index=False))
