@@ -428,3 +428,75 @@ def _name_from_pattern(pattern: str, meta: Mapping[str, str], dataset: str) -> s
     lead = [meta[f] for f in meta if f not in in_tail]  # fields of folders
     name = "_".join(lead + ["".join(pieces).strip("_-.")] if pieces else lead)
     return name
+
+
+# --------------------------------------------------------------------------
+# sample sheets and image metadata
+# --------------------------------------------------------------------------
+
+_COLUMN_RE = _re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def image_metadata(sources: Mapping[str, ImageSource], samples: str | None, *,
+                   key: str) -> dict[str, dict[str, str]]:
+    """Metadata of every image: the pattern's metadata fields (``well``, ``site``,
+    ...) and the columns of the sample sheet ``samples``.
+
+    The sample sheet (tab- or comma-separated, one header line) has key columns
+    that identify images: ``image`` (image names), or pattern fields (``well``
+    and/or ``site``...: a row then applies to every image with those values).
+    Every other column is free metadata (``condition``, ``treatment``, ``dose``).
+
+    Raises
+    ------
+    InputError
+        Naming ``key`` and the file: unreadable sheet, no key column, a bad
+        column name, a row naming no image, an image without a row, or two rows
+        for one image.
+    """
+    meta = {name: dict(src.fields) for name, src in sources.items()}
+    if not samples:
+        return meta
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(samples, sep=None, engine="python", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"config key {key}: sample sheet {samples} not found; fix the path") from None
+    except Exception as exc:  # noqa: BLE001 - any parser error is the same user problem
+        raise InputError(f"config key {key}: cannot read the sample sheet {samples} ({exc}); "
+                         "write a tab- or comma-separated table with one header line") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    bad = [c for c in table.columns if not _COLUMN_RE.match(c)]
+    if bad:
+        raise InputError(f"config key {key}: {samples}: column name {bad[0]!r} must start with a letter and "
+                         "contain only letters, digits and _")
+    fields = {f for src in sources.values() for f in src.fields}
+    keys = ["image"] if "image" in table.columns else [c for c in table.columns if c in fields]
+    if not keys:
+        raise InputError(f"config key {key}: {samples} has no column 'image' and no column named after a "
+                         f"pattern field ({', '.join(sorted(fields)) or 'the pattern has none'}); add one")
+    free = [c for c in table.columns if c not in keys]
+    clash = [c for c in free if c in fields]
+    if clash:
+        raise InputError(f"config key {key}: {samples}: column {clash[0]!r} is also a file name field; remove it")
+    rows: dict[tuple, dict[str, str]] = {}
+    for i, row in table.iterrows():
+        k = tuple(str(row[c]).strip() for c in keys)
+        if k in rows:
+            raise InputError(f"config key {key}: {samples} has two rows for {dict(zip(keys, k))} (line {i + 2})")
+        rows[k] = {c: str(row[c]).strip() for c in free}
+    used = set()
+    for name, src in sources.items():
+        values = {"image": name, **src.fields}
+        k = tuple(values.get(c, "") for c in keys)
+        if k not in rows:
+            raise InputError(f"config key {key}: image {name!r} has no row in {samples} "
+                             f"(looked for {dict(zip(keys, k))}); add the row")
+        used.add(k)
+        meta[name].update(rows[k])
+    unused = [k for k in rows if k not in used]
+    if unused:
+        raise InputError(f"config key {key}: {samples} names {dict(zip(keys, unused[0]))}, which is not an image "
+                         "of the dataset; fix or remove the row")
+    return meta

@@ -240,14 +240,16 @@ def rings(*, image: str, labels: str, ring_labels: str, ring_table: str, name: s
 
 @uses(tables_lib)
 def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
-           objects: str, images: str, dataset: str) -> None:
+           objects: str, images: str, dataset: str, metadata: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """The dataset's tidy tables: ``objects`` (one row per object per frame,
-    measurements + rings) and ``images`` (one row per image and frame)."""
+    measurements + rings) and ``images`` (one row per image and frame), with
+    the images' metadata as ``meta_<name>`` columns."""
     table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
                                     dataset=dataset)
-    io.write_table(table, objects)
     per_frame = pd.concat([io.read_table(p) for p in frames], ignore_index=True)
-    io.write_table(tables_lib.image_table(table, per_frame, dataset=dataset), images)
+    summary = tables_lib.image_table(table, per_frame, dataset=dataset)
+    io.write_table(tables_lib.add_metadata(table, metadata or {}), objects)
+    io.write_table(tables_lib.add_metadata(summary, metadata or {}), images)
 
 
 # --------------------------------------------------------------------------
@@ -296,16 +298,16 @@ def ctc_export(*, track_labels: str, tracks: str, ctc: str) -> None:
         track_lib.write_ctc(out, stack, table)
 
 
-@uses(traces_lib)
+@uses(traces_lib, tables_lib)
 def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Sequence[str],
-           traces: Mapping[str, Any]) -> None:
+           traces: Mapping[str, Any], metadata: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """Per-cell traces of every tracked image: one row per tracked cell per frame."""
     baseline = tuple(traces["baseline_frames"]) if traces["baseline_frames"] else None
     with config_key("traces"):
         table = traces_lib.dataset_traces(io.read_table(objects), [(n, io.read_table(p)) for n, p in zip(images, tracks)],
                                           complete_only=traces["complete_only"], min_length=traces["min_length"],
                                           baseline_frames=baseline)
-    io.write_table(table, traces_table)
+    io.write_table(tables_lib.add_metadata(table, metadata or {}), traces_table)
 
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ Column meanings are documented in ``config/README.md`` (section Outputs).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,3 +68,20 @@ def image_table(objects: pd.DataFrame, frames: pd.DataFrame, *, dataset: str) ->
     summary["n_objects"] = summary["n_objects"].fillna(0).astype(int)
     summary.insert(0, "dataset", dataset)
     return summary.sort_values(["image", "frame"], kind="stable")
+
+
+def add_metadata(table: pd.DataFrame, metadata: Mapping[str, Mapping[str, str]], *, after: str = "image") -> pd.DataFrame:
+    """Insert ``meta_<name>`` columns (the image's metadata) after column ``after``.
+
+    ``metadata`` maps image name -> {name: value}; every image of ``table`` gets
+    the union of the names (empty string where an image has no value).
+    """
+    names = sorted({n for m in metadata.values() for n in m})
+    if not names or "image" not in table.columns:
+        return table
+    out = table.copy()
+    position = list(out.columns).index(after) + 1
+    for offset, name in enumerate(names):
+        values = out["image"].map(lambda image, n=name: metadata.get(image, {}).get(n, ""))
+        out.insert(position + offset, f"meta_{name}", values.astype(str) if len(out) else values)
+    return out

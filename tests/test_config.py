@@ -135,3 +135,43 @@ def test_list_form_names_and_duplicates(tmp_path):
 
 def test_pattern_fields_in_order():
     assert pattern_fields("{plate}/{well}_s{site}_{channel}_{well}.tif") == ["plate", "well", "site", "channel"]
+
+
+# ---- sample sheets (snakescope.config.image_metadata) -----------------------
+
+from snakescope.config import image_metadata  # noqa: E402
+
+
+def _plate(tmp_path):
+    _touch(tmp_path, *[f"p/{w}_s{s}_{c}.tif" for w in ("A01", "B02") for s in (1, 2) for c in ("w1", "w2")])
+    return discover_images("plate", str(tmp_path / "p/{well}_s{site}_{channel}.tif"),
+                           channels={"w1": "nucleus", "w2": "erk"})
+
+
+def test_sample_sheet_by_pattern_field(tmp_path):
+    sources = _plate(tmp_path)
+    (tmp_path / "samples.tsv").write_text("well\tcondition\tdose\nA01\tcontrol\t0\nB02\tdrug\t10\n")
+    meta = image_metadata(sources, str(tmp_path / "samples.tsv"), key="datasets.plate.samples")
+    assert meta["B02_s2"] == {"well": "B02", "site": "2", "condition": "drug", "dose": "10"}
+    assert meta["A01_s1"]["condition"] == "control"
+
+
+def test_sample_sheet_by_image_name_csv(tmp_path):
+    _touch(tmp_path, "a.tif", "b.tif")
+    sources = discover_images("d", str(tmp_path / "{image}.tif"))
+    (tmp_path / "s.csv").write_text("image,condition\na,x\nb,y\n")
+    assert image_metadata(sources, str(tmp_path / "s.csv"), key="k")["b"] == {"condition": "y"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("well\tcondition\nA01\tcontrol\n", r"image 'B02_s1' has no row in .*samples.tsv"),
+    ("well\tcondition\nA01\tc\nB02\td\nC03\te\n", r"names \{'well': 'C03'\}, which is not an image"),
+    ("well\tcondition\nA01\tc\nA01\td\nB02\te\n", "two rows for"),
+    ("plate\tcondition\nP1\tc\n", "has no column 'image' and no column named after a pattern field"),
+    ("well\tcon dition\nA01\tc\nB02\td\n", "column name 'con dition'"),
+])
+def test_bad_sample_sheets_are_named(tmp_path, text, message):
+    sources = _plate(tmp_path)
+    (tmp_path / "samples.tsv").write_text(text)
+    with pytest.raises(InputError, match=r"config key datasets.plate.samples: .*" + message):
+        image_metadata(sources, str(tmp_path / "samples.tsv"), key="datasets.plate.samples")

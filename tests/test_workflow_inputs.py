@@ -194,3 +194,38 @@ def test_every_scene_of_an_ome_tiff_is_analysed_with_its_metadata(tmp_path):
     assert "ERK-KTR_mean" in objects and "cn_ERK-KTR" in objects
     assert sorted(objects.time_s.unique()) == [0.0, 60.0]
     assert objects.area_um2.notna().all()
+
+
+def test_plate_one_file_per_channel_with_sample_sheet(tmp_path):
+    """ImageXpress-style plate: {well}_s{site}_{channel}.tif + samples.tsv; well,
+    site and condition in every table row; figures grouped by condition."""
+    plate = tmp_path / "plate1"
+    plate.mkdir()
+    wells = ["A01", "A02", "B01"]
+    for i, well in enumerate(wells):
+        for site in (1, 2):
+            img, _ = tiny_nuclei(n_frames=1, seed=i * 2 + site)
+            for c, channel in enumerate(("w1", "w2")):
+                tifffile.imwrite(plate / f"{well}_s{site}_{channel}.tif", img[0, c])
+    (plate / "samples.tsv").write_text("well\tcondition\tdose\nA01\tcontrol\t0\nA02\tdrug\t1\nB01\tdrug\t10\n")
+    config = {"figures": {"group_by": "condition", "formats": ["png"]},
+              "datasets": {"plate1": {"images": str(plate / "{well}_s{site}_{channel}.tif"),
+                                      "channels": {"w1": "nucleus", "w2": "erk"},
+                                      "samples": str(plate / "samples.tsv"),
+                                      "segment": {"channel": "nucleus", "diameter": 8}}}}
+    result = run_snakemake(tmp_path, config, "--until", "dataset_figures")
+    assert result.returncode == 0, _out(result)[-3000:]
+    objects = pd.read_csv(tmp_path / "results/plate1/tables/objects.csv", dtype={"meta_site": str, "meta_dose": str})
+    assert list(objects.columns[:6]) == ["dataset", "image", "meta_condition", "meta_dose", "meta_site", "meta_well"]
+    assert sorted(objects.image.unique()) == [f"{w}_s{s}" for w in wells for s in (1, 2)]
+    row = objects[objects.image == "B01_s2"].iloc[0]
+    assert (row.meta_well, row.meta_site, row.meta_condition, row.meta_dose) == ("B01", "2", "drug", "10")
+    assert "cn_erk" in objects and objects.cn_erk.notna().any()
+    images = pd.read_csv(tmp_path / "results/plate1/tables/images.csv")
+    assert set(images.meta_condition) == {"control", "drug"} and len(images) == 6
+    assert (tmp_path / "results/plate1/figures/dataset/cn_distribution_erk.png").exists()
+    # a sheet naming a well that is not on the plate stops at start-up
+    (plate / "samples.tsv").write_text("well\tcondition\nA01\tc\nA02\td\nB01\td\nC09\te\n")
+    bad = run_snakemake(tmp_path, config, "-n")
+    assert bad.returncode != 0
+    assert "config key datasets.plate1.samples: " in _out(bad) and "'C09'" in _out(bad)

@@ -23,6 +23,7 @@ from snakescope.config import (
     check_config,
     discover_images,
     expand_scenes,
+    image_metadata,
     load_yaml_strict,
 )
 from snakescope.errors import InputError
@@ -77,6 +78,26 @@ def _discover(name, ds):
 
 
 DATASETS = {name: _discover(name, ds) for name, ds in config["datasets"].items()}
+
+
+def _metadata(name, ds):
+    try:
+        meta = image_metadata(
+            DATASETS[name], ds["samples"], key=f"datasets.{name}.samples"
+        )
+    except InputError as exc:
+        _fail(str(exc))
+    group_by = config["figures"]["group_by"]
+    if group_by and not all(group_by in m for m in meta.values()):
+        have = sorted({k for m in meta.values() for k in m})
+        _fail(
+            f"config key figures.group_by: {group_by!r} is not metadata of every image of dataset {name} "
+            f"(metadata: {', '.join(have) or 'none'}); add it to datasets.{name}.samples or fix the name"
+        )
+    return meta
+
+
+METADATA = {name: _metadata(name, ds) for name, ds in config["datasets"].items()}
 
 
 def images(dataset):
@@ -173,6 +194,19 @@ def reading(wildcards):
         if src.channels is not None:
             out["channels"] = src.channels
     return out
+
+
+def dataset_metadata(wildcards):
+    """Params function: image name -> metadata (pattern fields, sample sheet) of {dataset}."""
+    return METADATA[wildcards.dataset]
+
+
+def figure_groups(wildcards):
+    """Params function: image -> group shown side by side (figures.group_by, else conditions)."""
+    group_by = config["figures"]["group_by"]
+    if group_by:
+        return {image: m[group_by] for image, m in METADATA[wildcards.dataset].items()}
+    return config["datasets"][wildcards.dataset]["conditions"]
 
 
 def label_settings(wildcards):

@@ -49,7 +49,7 @@ rule dataset_figures:
     params:
         dataset="{dataset}",
         figures_settings=figures_settings(),
-        conditions=dataset_key("conditions"),
+        conditions=figure_groups,
         stimulus_frame=dataset_key("stimulus_frame"),
         baseline_frames=dataset_key("traces/baseline_frames"),
         content=style_fingerprint(),

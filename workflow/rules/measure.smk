@@ -55,6 +55,7 @@ rule tables:
         step="results/{dataset}/logs/tables.log",
     params:
         dataset="{dataset}",
+        metadata=dataset_metadata,
         code=code_version(steps.tables),
     run:
         step(steps.tables, input, output, params, log)

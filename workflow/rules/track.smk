@@ -45,6 +45,7 @@ rule traces:
     params:
         images=tracked_image_names,
         traces=dataset_key("traces"),
+        metadata=dataset_metadata,
         code=code_version(steps.traces),
     run:
         step(steps.traces, input, output, params, log)
