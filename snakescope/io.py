@@ -430,6 +430,10 @@ def _format(path: str) -> str:
     if low.endswith(".zarr") or (os.path.isdir(path) and any(
             os.path.exists(os.path.join(path, f)) for f in (".zattrs", ".zgroup", "zarr.json"))):
         return "zarr"
+    if os.path.splitext(low)[1] not in _BIOIO_PLUGINS and os.path.isfile(path):
+        with contextlib.suppress(OSError), open(path, "rb") as fh:  # TIFF-based: .stk, .lsm, .ndpi, ...
+            if fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+                return "tiff"
     return "bioio"
 
 

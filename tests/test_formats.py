@@ -418,6 +418,14 @@ def test_lif_with_two_images(tmp_path):
         assert img.frame_interval_s == pytest.approx(60)
 
 
+def test_tiff_based_files_with_other_suffixes_are_read_as_tiff(tmp_path):
+    path = tmp_path / "metamorph.stk"
+    io.write_stack(path, _movie(0)[:, 0], axes="TYX", frame_interval_s=5)
+    img = io.read_image(path)
+    np.testing.assert_array_equal(img.data[:, 0], _movie(0)[:, 0])
+    assert img.frame_interval_s == 5 and io.image_names(path) == [("metamorph", None)]
+
+
 def test_unknown_format_is_an_input_error(tmp_path):
     pytest.importorskip("bioio")
     path = tmp_path / "notes.xyz"
