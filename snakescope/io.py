@@ -414,6 +414,9 @@ def _scene_index(names: Sequence[str], scene: int | str | None, path: str) -> in
     elif isinstance(scene, str):
         if list(names).count(scene) == 1:
             return list(names).index(scene)
+        if list(names).count(scene) > 1:
+            raise InputError(f"{path}: {list(names).count(scene)} scenes are named {scene!r}; "
+                             f"pass scene as an index 0-{n - 1} instead")
         if scene.isdigit() and int(scene) < n and scene not in names:
             return int(scene)
     raise InputError(

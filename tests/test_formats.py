@@ -71,6 +71,18 @@ def test_multi_scene_file_without_scene_names_the_scenes(tmp_path):
         io.read_image(path, scene=2)
 
 
+def test_scenes_with_the_same_name_are_named_by_index(tmp_path):
+    path = tmp_path / "dup.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for s in range(3):
+            tif.write(_movie(s, t=1, c=1), metadata={"axes": "TCYX", "Name": "field"})
+    assert io.scenes(path) == ["field"] * 3
+    assert io.image_names(path) == [("dup_0", 0), ("dup_1", 1), ("dup_2", 2)]
+    np.testing.assert_array_equal(io.read_image(path, scene=2).data, _movie(2, t=1, c=1))
+    with pytest.raises(InputError, match="3 scenes are named 'field'; pass scene as an index 0-2"):
+        io.read_image(path, scene="field")
+
+
 def test_single_scene_file_keeps_its_plain_name(tmp_path):
     path = tmp_path / "field 01.ome.tif"
     tifffile.imwrite(path, _movie(0), ome=True, metadata={"axes": "TCYX"})
