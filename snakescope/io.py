@@ -373,8 +373,9 @@ def _tiff_metadata(tif: tifffile.TiffFile, index: int = 0) -> FileMetadata:
             interval = ome.frame_interval_s
             if ome.channel_names and all(ome.channel_names):
                 names = [str(n) for n in ome.channel_names]
-        if len(tif.series) > 1:
-            scene = series.name or str(index)
+    all_scenes = _tiff_scene_names(tif)
+    if len(all_scenes) > 1:
+        scene = all_scenes[index]
     if x_um is None:
         y_um, x_um = _resolution_um(tif, series.keyframe if index else tif.pages[0])
     if interval is None:
