@@ -229,3 +229,27 @@ def test_plate_one_file_per_channel_with_sample_sheet(tmp_path):
     bad = run_snakemake(tmp_path, config, "-n")
     assert bad.returncode != 0
     assert "config key datasets.plate1.samples: " in _out(bad) and "'C09'" in _out(bad)
+
+
+def test_disk_full_gives_one_line_and_no_partial_output(tmp_path):
+    """The results on a tiny file system (tmpfs, needs root): the run stops with
+    'no space left on device' naming the file, no logging tracebacks, no partial files."""
+    data = tmp_path / "in"
+    config = write_dataset(data, n_images=1)
+    work = tmp_path / "full"
+    work.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(work)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        result = run_snakemake(work, config)
+        out = _out(result)
+        assert result.returncode != 0
+        assert "no space left on device while writing it; free space on that disk" in out
+        assert "Logging error" not in out
+        leftovers = [p for p in (work / "results").rglob("*") if p.is_file() and ".tmp-" in p.name]
+        assert leftovers == []
+        for tif in (work / "results").rglob("*.tif"):
+            tifffile.imread(tif)  # every file that exists is complete
+    finally:
+        subprocess.run(["umount", str(work)], capture_output=True)

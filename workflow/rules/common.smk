@@ -12,6 +12,13 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+import logging
+
+# A full disk makes every log write fail; Python's logging would print a
+# traceback for each ("--- Logging error ---"), burying the one line that says
+# what happened. The failing step still reports "no space left on device".
+logging.raiseExceptions = False
+
 sys.path.insert(
     0, workflow.basedir
 )  # the library next to the Snakefile, installed or not
