@@ -464,20 +464,44 @@ def estimate_diameter(
 
     Notes
     -----
-    Measured against ground-truth masks (median equivalent diameter; rod width
-    for the bacteria), median over frames of the per-frame error: Cell Tracking
-    Challenge Fluo-N2DH-GOWT1 (ES nuclei, ~61 px) -2 %; DSB2018 nuclei
-    (~24 px) -4 %; phase-contrast *E. coli* with ``invert=True`` (rod width
-    ~18 px) +2 % (single frames with 2-3 cells and bright debris: -33 % to
-    +22 %); the project's synthetic nuclei (~17 px) +1 to +3 %, synthetic
-    phase-contrast rods (width ~12 px) -9 %.
+    Measured against ground-truth masks (median equivalent diameter; for rods
+    the capsule width of :func:`snakescope.rods.rod_dimensions`), median over
+    frames of the per-frame error [range over frames]; ``stack``:
+    :func:`estimate_diameter_stack` with 5 frames:
 
-    Limits: objects whose body is faint and textured with much brighter spots
-    (Fluo-N2DH-SIM+, nuclei of ~45 px with chromatin 5-10x brighter than the
-    rest of the nucleus, which is at the noise level) give the scale of the
-    spots (13-18 px, -70 %): the nucleus as a whole is not a blob in scale
-    space. Touching objects of equal brightness with no dip between them are
-    one blob. Isolated bright rods (no halo) give ~1.3 x their width.
+    ==================================  =====  ================  =========
+    set                                 truth  per frame         stack
+    ==================================  =====  ================  =========
+    CTC Fluo-N2DH-GOWT1 02 (4 frames)   61 px  -1 % [-9, +4]     -1 %
+    DSB2018 nuclei (1 image)            24 px  -4 %              -4 %
+    E. coli phase contrast, invert      17 px  -18 % [-29, +12]  -12 %
+    synthetic nuclei, stills / movie    17 px  +4 % / -2 %       +4 / -2 %
+    synthetic phase-contrast rods       11 px  -9 % [-14, -8]    -2 %
+    synthetic rods in a dirty field     13 px  +0 % [-10, +109]
+    CTC Fluo-N2DH-SIM+ 02 (150 frames)  45 px  -70 % [-77, -62]  -69 %
+    ==================================  =====  ================  =========
+
+    On the KTR movie (Chavez-Abiega & Goedhart, no truth) 14.6 px, where the
+    project's Otsu segmentation of the same frames gives nuclei of median
+    equivalent diameter 14-15 px. About 0.25 s per 1024 x 1024 frame.
+
+    Limits:
+
+    * objects whose body is faint and textured with much brighter spots
+      (Fluo-N2DH-SIM+: nuclei of ~45 px whose chromatin is 5-10 x brighter
+      than the rest of the nucleus, itself at the noise level) give the scale
+      of the spots (13-18 px): the nucleus as a whole is not a blob in scale
+      space;
+    * few objects in a large field with many faint structures (E. coli frames
+      with 2-4 cells, debris and background texture): the many weak blobs
+      outweigh the few cells and the estimate drops towards the debris size;
+      use a stack (:func:`estimate_diameter_stack`) or check the histogram;
+    * dense packing reads small: neighbours fall in the negative surround of
+      the Laplacian of Gaussian (a square lattice of touching disks -20 %,
+      centres 1.5 diameters apart -7 %, 2 diameters 0 %); touching objects
+      with no dip between them are one blob;
+    * rods: the width on phase-contrast colonies (``invert=True``), ~1.3 x the
+      width for isolated bright rods without a halo.
     """
     func = "estimate_diameter"
     img = _check_frame(image, func)
