@@ -170,7 +170,9 @@ def test_detect_blobs_positions():
     blobs = detect_blobs(img)
     grid = np.arange(13, 128 - 13, 44.0)
     centres = np.array([(y, x) for y in grid for x in grid])
-    dist = np.min(np.hypot(blobs["y"].to_numpy()[:, None] - centres[:, 0], blobs["x"].to_numpy()[:, None] - centres[:, 1]), axis=1)
+    dy = blobs["y"].to_numpy()[:, None] - centres[:, 0]
+    dx = blobs["x"].to_numpy()[:, None] - centres[:, 1]
+    dist = np.min(np.hypot(dy, dx), axis=1)
     assert len(blobs) == len(centres)
     assert dist.max() < 1.0
     assert np.all(np.diff(blobs["response"].to_numpy()) <= 0)  # strongest first
