@@ -301,3 +301,17 @@ def rings_params(rings: Mapping[str, Any], *, diameter: float | str, pixel_size_
         "statistic": rings["statistic"],
         "min_ring_px": rings["min_ring_px"],
     }
+
+
+def resolve_diameter(diameter: float | str, estimate: str | None) -> float | str:
+    """``segment.diameter`` as the steps use it: the configured value, or with
+    ``auto`` the estimate (``"<d>px"``) read from the table ``estimate`` (rule
+    ``diameter``)."""
+    if diameter != "auto":
+        return diameter
+    if not estimate:
+        raise InputError("config key segment.diameter: 'auto' needs the estimate of rule diameter (a workflow bug)")
+    import pandas as pd
+
+    value = float(pd.read_csv(estimate)["diameter_px"].iloc[0])
+    return f"{value:.6g}px"

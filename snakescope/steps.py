@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import ctc, external, figures, io, params, rods, segment, synthetic, validate
+from . import diameter as diameter_lib
 from . import measure as measure_lib
 from . import provenance as provenance_lib
 from . import rings as rings_lib
@@ -90,10 +91,32 @@ def example(*, files: Sequence[str], outdir: str, seed: int) -> None:
 # --------------------------------------------------------------------------
 
 
+@uses(diameter_lib)
+def diameter(*, image: str, estimate: str, name: str, reading: Mapping[str, Any], channel: str | None,
+             invert: bool) -> None:
+    """Estimate the typical object diameter of an image (``segment.diameter: auto``):
+    scale-space blobs of a few frames of the segmentation channel; one row
+    ``image, diameter_px, q25_px, q75_px, n_blobs, n_frames, at_limit``."""
+    img = _read(image, reading)
+    stack = img.channel(channel if channel is not None else img.channels[0])
+    with config_key("segment.diameter"):
+        value, details = diameter_lib.estimate_diameter_stack(stack, invert=invert, return_details=True,
+                                                              max_diameter_px=min(stack.shape[1:]) / 2)
+    frames = details["frames"]
+    row = {"image": name, "diameter_px": value,
+           "q25_px": float(frames["q25_px"].median()) if "q25_px" in frames else np.nan,
+           "q75_px": float(frames["q75_px"].median()) if "q75_px" in frames else np.nan,
+           "n_blobs": int(frames["n_blobs"].sum()) if "n_blobs" in frames else 0,
+           "n_frames": int(len(frames)), "at_limit": bool(details.get("at_limit", False))}
+    log.info("%s: estimated diameter %.3g px (%s)", name, value, row)
+    io.write_table(pd.DataFrame([row]), estimate)
+
+
 @uses(params, segment)
 def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: str | None,
-           diameter: float | str, smooth: Mapping[str, Any]) -> None:
+           diameter: float | str, smooth: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
     """Smooth every frame of the segmentation channel; a float32 ``TYX`` stack."""
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
     img = _read(image, reading)
     name = channel if channel is not None else img.channels[0]
     stack = img.channel(name)
@@ -115,8 +138,9 @@ def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: st
 
 @uses(params, segment)
 def threshold(*, smoothed: str, mask: str, table: str, image: str, diameter: float | str,
-              threshold: Mapping[str, Any]) -> None:
+              threshold: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
     """Threshold the smoothed stack; write the mask and a table of the values used."""
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
     stack, md = io.read_stack(smoothed)
     kwargs = params.threshold_params(threshold, diameter=diameter, pixel_size_um=md.pixel_size_um)
     with config_key("segment.threshold"):
@@ -131,8 +155,9 @@ def threshold(*, smoothed: str, mask: str, table: str, image: str, diameter: flo
 
 
 @uses(params, segment)
-def refine(*, mask: str, refined: str, diameter: float | str, refine: Mapping[str, Any]) -> None:
+def refine(*, mask: str, refined: str, diameter: float | str, refine: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
     """Clean the mask of every frame (hole filling, opening/closing, specks)."""
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
     stack, md = io.read_stack(mask)
     kwargs = params.refine_params(refine, diameter=diameter, pixel_size_um=md.pixel_size_um)
     out = np.empty(stack.shape, dtype=np.uint8)
@@ -156,7 +181,7 @@ def _label_threshold(settings: Mapping[str, Any], mask: str, smoothed: str, thre
 @uses(params, segment, external, rods)
 def label(*, labels: str, frames: str, name: str, settings: Mapping[str, Any], mask: str | None = None,
           smoothed: str | None = None, thresholds: str | None = None, image: str | None = None,
-          external_labels: str | None = None) -> None:
+          external_labels: str | None = None, diameter_estimate: str | None = None) -> None:
     """Label the objects of every frame with the dataset's ``segment.method``.
 
     ``threshold``: split the refined mask (distance or intensity watershed) and
@@ -167,6 +192,7 @@ def label(*, labels: str, frames: str, name: str, settings: Mapping[str, Any], m
     Writes uint16 labels (uint32 above 65535 objects) and a per-frame table
     ``image, frame, n_objects, threshold``.
     """
+    settings = {**settings, "diameter": params.resolve_diameter(settings.get("diameter"), diameter_estimate)}
     method = settings["method"]
     if method == "threshold":
         out_frames, md, threshold_values = _label_threshold(settings, mask, smoothed, thresholds)
@@ -193,8 +219,10 @@ def label(*, labels: str, frames: str, name: str, settings: Mapping[str, Any], m
     counts = [len(np.unique(f)) - 1 if f.any() else 0 for f in out_frames]
     log.info("%s (%s): %s objects per frame", name, method, counts)
     _write_like(labels, out, md)
+    d_px = params.diameter_px(settings["diameter"], pixel_size_um=md.pixel_size_um) if "diameter" in settings \
+        and settings["diameter"] is not None else np.nan
     io.write_table(pd.DataFrame({"image": name, "frame": np.arange(len(counts)), "n_objects": counts,
-                                 "threshold": threshold_values}), frames)
+                                 "threshold": threshold_values, "diameter_px": d_px}), frames)
 
 
 # --------------------------------------------------------------------------
@@ -220,12 +248,13 @@ def measure(*, image: str, labels: str, measurements: str, name: str, reading: M
 @uses(params, rings_lib, tables_lib)
 def rings(*, image: str, labels: str, ring_labels: str, ring_table: str, name: str,
           reading: Mapping[str, Any], channel: str | None, diameter: float | str,
-          rings: Mapping[str, Any]) -> None:
+          rings: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
     """Cytoplasmic rings around every nucleus and cytoplasm/nucleus ratios per frame.
 
     Writes the ring label stack (same ids as the nuclei) and a table with ring
     statistics, background levels and ``cn_<reporter>`` per object and frame.
     """
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
     img = _read(image, reading)
     lab = _labels_for(img, labels)
     with config_key("rings.reporters"):
@@ -259,13 +288,14 @@ def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequenc
 
 @uses(params, track_lib)
 def track(*, labels: str, measurements: str, tracks: str, track_labels: str, name: str,
-          diameter: float | str, track: Mapping[str, Any]) -> None:
+          diameter: float | str, track: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
     """Link the objects of a time-lapse into tracks (LAP tracker).
 
     Writes the track table (``frame, label, track_id, parent_track_id, x, y``)
     and the label stack relabelled so each value is the object's track id in
     every frame (0 for dropped objects): consistent with the table by construction.
     """
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
     lab, md = io.read_stack(labels)
     objects = io.read_table(measurements)
     kwargs = params.track_params(track, diameter=diameter, pixel_size_um=md.pixel_size_um)

@@ -51,13 +51,13 @@ def object_table(measurements: Sequence[pd.DataFrame], rings: Sequence[pd.DataFr
 
 
 def image_table(objects: pd.DataFrame, frames: pd.DataFrame, *, dataset: str) -> pd.DataFrame:
-    """One row per image and frame: object count, threshold, mean area, mean and
-    median of every C/N column.
+    """One row per image and frame: object count, threshold, the diameter used
+    (``diameter_px``), mean area, mean and median of every C/N column.
 
     ``frames`` has ``image, frame, threshold`` for every frame (frames without
     objects keep a row with ``n_objects = 0``).
     """
-    per_frame_rows = frames[["image", "frame", "threshold"]]
+    per_frame_rows = frames[[c for c in ("image", "frame", "threshold", "diameter_px") if c in frames.columns]]
     agg = {"n_objects": ("label", "size"), "mean_area_px": ("area_px", "mean"), "mean_area_um2": ("area_um2", "mean")}
     for c in cn_columns(objects.columns):
         agg[f"mean_{c}"] = (c, "mean")

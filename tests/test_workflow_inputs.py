@@ -253,3 +253,18 @@ def test_disk_full_gives_one_line_and_no_partial_output(tmp_path):
             tifffile.imread(tif)  # every file that exists is complete
     finally:
         subprocess.run(["umount", str(work)], capture_output=True)
+
+
+def test_diameter_auto_is_estimated_per_image_and_used(tmp_path):
+    config = write_dataset(tmp_path, n_images=1, n_frames=2)
+    img, _ = tiny_nuclei(shape=(128, 128), n_frames=2)  # room around the nuclei for the scale-space search
+    tifffile.imwrite(tmp_path / "data" / "img0.tif", img, imagej=True, metadata={"axes": "TCYX"})
+    config["datasets"]["tiny"].pop("ground_truth")
+    config["datasets"]["tiny"]["segment"]["diameter"] = "auto"
+    result = run_snakemake(tmp_path, config, "--until", "tables", "track")
+    assert result.returncode == 0, _out(result)[-3000:]
+    estimate = pd.read_csv(tmp_path / "results/tiny/diameter/img0.csv").diameter_px.iloc[0]
+    assert 16 * 0.8 <= estimate <= 16 * 1.2  # the disks are 16-17 px across
+    images = pd.read_csv(tmp_path / "results/tiny/tables/images.csv")
+    assert np.allclose(images.diameter_px, estimate, rtol=1e-5) and (images.n_objects == 4).all()
+    assert "estimated diameter" in (tmp_path / "results/tiny/logs/diameter/img0.log").read_text()

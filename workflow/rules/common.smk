@@ -418,16 +418,31 @@ def dataset_ground_truth(wildcards):
     return files
 
 
+def diameter_input(wildcards):
+    """Input function (unpacked): the estimated diameter of {dataset}/{image}
+    when segment.diameter is auto (rule diameter), else nothing."""
+    if config["datasets"][wildcards.dataset]["segment"]["diameter"] == "auto":
+        return {"diameter_estimate": rules.diameter.output.estimate.format(**wildcards)}
+    return {}
+
+
+def diameter_invert(wildcards):
+    """Params function: objects darker than the background (rods in phase contrast)."""
+    seg = config["datasets"][wildcards.dataset]["segment"]
+    return seg["method"] == "log_edges" and bool(seg["log_edges"]["invert"])
+
+
 def label_inputs(wildcards):
     """Input function (unpacked): what rule label reads for the dataset's method."""
     method = segment_method(wildcards.dataset)
     if method == "threshold":
         return {
+            **diameter_input(wildcards),
             "mask": rules.refine.output.refined.format(**wildcards),
             "smoothed": rules.smooth.output.smoothed.format(**wildcards),
             "thresholds": rules.threshold.output.table.format(**wildcards),
         }
-    inputs = {"image": image_files(wildcards)}
+    inputs = {"image": image_files(wildcards), **diameter_input(wildcards)}
     if method == "labels":
         pattern = config["datasets"][wildcards.dataset]["segment"]["labels"]
         if not pattern:

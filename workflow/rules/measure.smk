@@ -23,6 +23,7 @@ rule measure:
 
 rule rings:
     input:
+        unpack(diameter_input),
         image=image_files,
         labels=rules.label.output.labels,
     output:

@@ -3,8 +3,27 @@
 #   raw image -> smooth -> threshold (+ table) -> refine -> label
 
 
+rule diameter:
+    input:
+        image=image_files,
+    output:
+        estimate="results/{dataset}/diameter/{image}.csv",
+    log:
+        step="results/{dataset}/logs/diameter/{image}.log",
+    params:
+        name="{image}",
+        reading=reading,
+        channel=segment_key("channel"),
+        invert=diameter_invert,
+        content=image_fingerprint,
+        code=code_version(steps.diameter),
+    run:
+        step(steps.diameter, input, output, params, log)
+
+
 rule smooth:
     input:
+        unpack(diameter_input),
         image=image_files,
     output:
         smoothed="results/{dataset}/smooth/{image}.tif",
@@ -24,6 +43,7 @@ rule smooth:
 
 rule threshold:
     input:
+        unpack(diameter_input),
         smoothed=rules.smooth.output.smoothed,
     output:
         mask="results/{dataset}/threshold/{image}.tif",
@@ -42,6 +62,7 @@ rule threshold:
 
 rule refine:
     input:
+        unpack(diameter_input),
         mask=rules.threshold.output.mask,
     output:
         refined="results/{dataset}/refine/{image}.tif",

@@ -3,6 +3,7 @@
 
 rule track:
     input:
+        unpack(diameter_input),
         labels=rules.label.output.labels,
         measurements=rules.measure.output.measurements,
     output:
