@@ -631,7 +631,7 @@ def read_results(path: Path = RESULTS_CSV) -> pd.DataFrame | None:
 
 def write_results(table: pd.DataFrame, path: Path = RESULTS_CSV) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table.round(4).to_csv(path, index=False)
+    table.round(6).to_csv(path, index=False)
 
 
 def code_state(root: Path = ROOT) -> str:
