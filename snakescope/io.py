@@ -1382,6 +1382,13 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
 
 
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table as Parquet (pyarrow, zstd, no index) atomically; the same
+    table gives the same bytes."""
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV written by :func:`write_table` (empty file → empty table)."""
     try:

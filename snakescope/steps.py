@@ -269,16 +269,20 @@ def rings(*, image: str, labels: str, ring_labels: str, ring_table: str, name: s
 
 @uses(tables_lib)
 def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
-           objects: str, images: str, dataset: str, metadata: Mapping[str, Mapping[str, str]] | None = None) -> None:
+           objects: str, images: str, dataset: str, metadata: Mapping[str, Mapping[str, str]] | None = None,
+           objects_parquet: str | None = None, images_parquet: str | None = None) -> None:
     """The dataset's tidy tables: ``objects`` (one row per object per frame,
     measurements + rings) and ``images`` (one row per image and frame), with
-    the images' metadata as ``meta_<name>`` columns."""
+    the images' metadata as ``meta_<name>`` columns; CSV and the same as Parquet."""
     table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
                                     dataset=dataset)
     per_frame = pd.concat([io.read_table(p) for p in frames], ignore_index=True)
     summary = tables_lib.image_table(table, per_frame, dataset=dataset)
-    io.write_table(tables_lib.add_metadata(table, metadata or {}), objects)
-    io.write_table(tables_lib.add_metadata(summary, metadata or {}), images)
+    for frame, csv, parquet in ((table, objects, objects_parquet), (summary, images, images_parquet)):
+        frame = tables_lib.add_metadata(frame, metadata or {})
+        io.write_table(frame, csv)
+        if parquet:
+            io.write_parquet(io.read_table(csv), parquet)  # the CSV's columns and types, exactly
 
 
 # --------------------------------------------------------------------------
@@ -330,7 +334,8 @@ def ctc_export(*, track_labels: str, tracks: str, ctc: str) -> None:
 
 @uses(traces_lib, tables_lib)
 def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Sequence[str],
-           traces: Mapping[str, Any], metadata: Mapping[str, Mapping[str, str]] | None = None) -> None:
+           traces: Mapping[str, Any], metadata: Mapping[str, Mapping[str, str]] | None = None,
+           traces_parquet: str | None = None) -> None:
     """Per-cell traces of every tracked image: one row per tracked cell per frame."""
     baseline = tuple(traces["baseline_frames"]) if traces["baseline_frames"] else None
     with config_key("traces"):
@@ -338,6 +343,8 @@ def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Se
                                           complete_only=traces["complete_only"], min_length=traces["min_length"],
                                           baseline_frames=baseline)
     io.write_table(tables_lib.add_metadata(table, metadata or {}), traces_table)
+    if traces_parquet:
+        io.write_parquet(io.read_table(traces_table), traces_parquet)
 
 
 # --------------------------------------------------------------------------

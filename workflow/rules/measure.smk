@@ -52,6 +52,8 @@ rule tables:
     output:
         objects="results/{dataset}/tables/objects.csv",
         images="results/{dataset}/tables/images.csv",
+        objects_parquet="results/{dataset}/tables/objects.parquet",
+        images_parquet="results/{dataset}/tables/images.parquet",
     log:
         step="results/{dataset}/logs/tables.log",
     params:

@@ -41,6 +41,7 @@ rule traces:
         tracks=per_tracked_image(rules.track.output.tracks),
     output:
         traces_table="results/{dataset}/tables/traces.csv",
+        traces_parquet="results/{dataset}/tables/traces.parquet",
     log:
         step="results/{dataset}/logs/traces.log",
     params:
