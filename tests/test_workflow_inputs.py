@@ -271,3 +271,87 @@ def test_diameter_auto_is_estimated_per_image_and_used(tmp_path):
     images = pd.read_csv(tmp_path / "results/tiny/tables/images.csv")
     assert np.allclose(images.diameter_px, estimate, rtol=1e-5) and (images.n_objects == 4).all()
     assert "estimated diameter" in (tmp_path / "results/tiny/logs/diameter/img0.log").read_text()
+
+
+def _one_image(tmp_path, **imwrite):
+    """A tiny 2-frame TCYX ImageJ file written with extra tifffile arguments."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    img, _ = tiny_nuclei(n_frames=2)
+    metadata = {"axes": "TCYX", **imwrite.pop("metadata", {})}
+    tifffile.imwrite(data / "img0.tif", img, imagej=True, metadata=metadata, **imwrite)
+    return {"datasets": {"d": {"images": str(data / "{image}.tif"), "channels": ["nucleus", "erk"],
+                               "segment": {"channel": "nucleus", "diameter": 8}}}}
+
+
+def test_imagej_frame_interval_in_minutes_gives_seconds(tmp_path):
+    config = _one_image(tmp_path, metadata={"finterval": 4.5, "tunit": "min"})
+    result = run_snakemake(tmp_path, config, "--until", "tables")
+    assert result.returncode == 0, _out(result)[-3000:]
+    objects = pd.read_csv(tmp_path / "results/d/tables/objects.csv")
+    assert sorted(objects.time_s.unique()) == [0.0, 270.0]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("anisotropic", "img0.tif: pixels are not square (X 0.5 µm, Y 1 µm)"),
+    ("nan_threshold", "config key segment.threshold.value: nan is not a finite number"),
+    ("tiny_diameter", "config key segment.diameter: 0.0001 is 0.0001 px, below 2 px"),
+])
+def test_wrong_numbers_are_refused_not_computed(tmp_path, case, message):
+    if case == "anisotropic":
+        config = _one_image(tmp_path, resolution=(1 / 0.5, 1 / 1.0), metadata={"unit": "um"})
+    else:
+        config = _one_image(tmp_path)
+    seg = config["datasets"]["d"]["segment"]
+    if case == "nan_threshold":
+        seg["threshold"] = {"method": "manual", "value": float("nan")}
+    if case == "tiny_diameter":
+        seg["diameter"] = 0.0001
+    result = run_snakemake(tmp_path, config, "--until", "label")
+    out = _out(result)
+    assert result.returncode != 0 and message in out, out[-3000:]
+    assert not (tmp_path / "results/d/labels/img0.tif").exists()
+
+
+def test_external_labels_with_ids_near_2_31(tmp_path):
+    config = _one_image(tmp_path)
+    _, truth = tiny_nuclei(n_frames=2)
+    big = truth.astype(np.int32)
+    big[big > 0] += 2**31 - 10
+    (tmp_path / "lab").mkdir()
+    tifffile.imwrite(tmp_path / "lab" / "img0.tif", big, imagej=False, metadata={"axes": "TYX"})
+    config["datasets"]["d"]["segment"] = {"method": "labels", "labels": str(tmp_path / "lab" / "{image}.tif"),
+                                          "channel": "nucleus", "diameter": 8}
+    result = run_snakemake(tmp_path, config, "--until", "label")
+    assert result.returncode == 0, _out(result)[-3000:]
+    labels = tifffile.imread(tmp_path / "results/d/labels/img0.tif")
+    assert labels.max() == 4
+
+
+def test_folder_fields_are_metadata_and_long_names_work(tmp_path):
+    import hashlib
+
+    long_name = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(4))[:236]  # not periodic
+    for plate in ("P1", "P2"):
+        folder = tmp_path / "data" / plate
+        folder.mkdir(parents=True)
+        img, _ = tiny_nuclei(n_frames=1)
+        tifffile.imwrite(folder / f"{long_name}.tif", img, imagej=True, metadata={"axes": "TCYX"})
+    config = {"datasets": {"d": {"images": str(tmp_path / "data/{plate}/{image}.tif"),
+                                 "channels": ["nucleus", "erk"], "segment": {"diameter": 8}}}}
+    result = run_snakemake(tmp_path, config, "--until", "label")
+    # two plates hold an image of the same name: one line naming the clash
+    assert result.returncode != 0 and "two images named" in _out(result), _out(result)[-2000:]
+    (tmp_path / "data/P2" / f"{long_name}.tif").rename(tmp_path / "data/P2" / "other.tif")
+    result = run_snakemake(tmp_path, config, "--until", "tables")
+    assert result.returncode == 0, _out(result)[-3000:]
+    objects = pd.read_csv(tmp_path / "results/d/tables/objects.csv")
+    assert set(objects.meta_plate) == {"P1", "P2"} and len(objects.image.iloc[0]) in (5, 236)
+
+
+def test_pattern_matching_nothing_names_the_working_directory(tmp_path):
+    config = {"datasets": {"d": {"images": "nowhere/{image}.tif", "segment": {"diameter": 8}}}}
+    result = run_snakemake(tmp_path, config, "-n")
+    out = _out(result)
+    assert result.returncode != 0
+    assert f"relative to the working directory {tmp_path}" in out and "Traceback" not in out
