@@ -74,8 +74,12 @@ CTC_METRICS = ("Valid", "DET", "TRA", "LNK", "CT", "TF", "BC", "CCA")
 _EPSILON = 1e-6  # laptrack's offset so that no cost is an explicit zero
 _ALTERNATIVE_COST_FACTOR = 1.05  # laptrack / TrackMate default
 _ALTERNATIVE_COST_PERCENTILE = 90.0  # laptrack / TrackMate default
+_SEGMENT_ALTERNATIVE_PERCENTILE = 100.0  # track_objects: gap closings and divisions are gated by distance
 _CTC_MAX_LABEL = 65535  # CTC masks are 16-bit
 _SQUARE_MAX_NODES = 1000  # larger LAP components use the rectangular form
+_MOTHER_AREA_FRAMES = 3  # a mother's area: median over her track's last 3 objects
+_MAX_DIVISION_ROUNDS = 10  # re-solves of the segment LAP after rejecting divisions
+_RATIO_OFF = 100.0  # max_daughter_area_ratio at or above this disables the size test
 _MASK_RE = re.compile(r"^mask\d{3,}\.tif$")
 _GT_MASK_RE = re.compile(r"^man_track\d{3,}\.tif$")
 
@@ -96,6 +100,9 @@ def track_objects(
     feature_weights: Mapping[str, float] | None = None,
     min_length: int = 1,
     max_candidates: int = 10,
+    area_column: str | None = "area_px",
+    max_daughter_area_ratio: float = 0.8,
+    min_daughter_frames: int = 2,
 ) -> pd.DataFrame:
     """Link objects over frames into tracks (LAP tracker, CTC track convention).
 
@@ -149,6 +156,22 @@ def track_objects(
         object, in each direction, enter each assignment problem. This keeps
         time and memory near-linear in the number of objects even with a huge
         cutoff; with realistic cutoffs it never binds.
+    area_column : str or None
+        Column of object areas used as evidence for divisions (see Notes);
+        when None or absent from `objects`, divisions are judged without
+        sizes. Values must be finite and > 0.
+    max_daughter_area_ratio : float
+        Each daughter's area must be at most this fraction of its mother's
+        area (the median over the mother track's last 5 objects, so that a
+        mitotic mother that condenses or merges with a neighbour in its last
+        frame is measured at its interphase size). Daughters of a division
+        have about half their mother's area; a cell that merely continues next
+        to a newcomer keeps its own. Values >= 100 disable the size test.
+    min_daughter_frames : int
+        Each daughter track must be present in at least this many frames
+        (gaps not counted; the track ends there or at its own division):
+        rejects the one-frame fragments of an over-segmented nucleus and
+        flickering false detections. 1 disables the test.
 
     Returns
     -------
@@ -179,9 +202,20 @@ def track_objects(
     a candidate) of all gap-closing and division candidate costs of the
     movie. With hundreds of candidates this rejects the unlikely ones; with
     only a handful (tiny test movies) it keeps little more than the cheapest.
-    Any object that appears within `division_distance_px` of another in the
-    previous frame is a division candidate: set that distance to about a
-    nucleus diameter, or ``divisions=False`` for non-dividing cells.
+    Divisions need evidence. Every track start within
+    `division_distance_px` of an object of the previous frame is a candidate
+    daughter of that object (laptrack's splitting candidates), but a division
+    is kept only if (1) both daughters are at most `max_daughter_area_ratio`
+    of the mother's area (when areas are known) and (2) both daughter tracks
+    last at least `min_daughter_frames` frames. Candidates that fail (1) on
+    the frame links are removed before the assignment; divisions of the
+    solution that fail (1) or (2) are removed and the gap-closing and
+    splitting assignment is solved again without them (at most
+    ``_MAX_DIVISION_ROUNDS`` times), so a rejected daughter may still be
+    gap-closed to its own track. The thresholds of gap closing and splitting
+    are computed once, from the candidates left after (1). With
+    ``max_daughter_area_ratio >= 100`` and ``min_daughter_frames=1`` the
+    links are exactly laptrack's.
     """
     max_distance_px = _positive("max_distance_px", max_distance_px)
     gap_distance_px = (
@@ -195,12 +229,25 @@ def track_objects(
     gap_frames = _integer("gap_frames", gap_frames, minimum=0)
     min_length = _integer("min_length", min_length, minimum=1)
     max_candidates = _integer("max_candidates", max_candidates, minimum=1)
+    min_daughter_frames = _integer("min_daughter_frames", min_daughter_frames, minimum=1)
+    max_daughter_area_ratio = _ratio("max_daughter_area_ratio", max_daughter_area_ratio)
     weights = _check_weights(feature_weights)
+    if area_column is not None and not isinstance(area_column, str):
+        raise InputError(f"area_column: {area_column!r} is not a column name; give e.g. 'area_px' or None")
 
-    table = _check_objects(objects, list(weights))
+    use_area = (
+        divisions
+        and area_column is not None
+        and isinstance(objects, pd.DataFrame)
+        and area_column in objects.columns
+        and max_daughter_area_ratio < _RATIO_OFF
+    )
+    extra = [area_column] if use_area and area_column not in weights else []
+    table = _check_objects(objects, list(weights), positive_columns=extra)
     frames = table["frame"].to_numpy(np.int64)
     xy = table[["x", "y"]].to_numpy(np.float64)
     embedded = _feature_embedding(table, weights, max_distance_px)
+    areas = table[area_column].to_numpy(np.float64) if use_area else None
 
     pred, split_mother = _link(
         frames,
@@ -211,6 +258,10 @@ def track_objects(
         gap_distance_px=gap_distance_px,
         division_distance_px=division_distance_px if divisions else None,
         max_candidates=max_candidates,
+        areas=areas,
+        max_daughter_area_ratio=max_daughter_area_ratio,
+        min_daughter_frames=min_daughter_frames,
+        alternative_percentile=_SEGMENT_ALTERNATIVE_PERCENTILE,
     )
     track_id, parent_id = _assemble_tracks(frames, pred, min_length=min_length)
 
@@ -242,6 +293,16 @@ def _integer(name: str, value: int, *, minimum: int) -> int:
     return int(value)
 
 
+def _ratio(name: str, value: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or number <= 0:
+        raise InputError(f"{name}: {value!r} must be a number > 0; give a fraction such as 0.8")
+    return number
+
+
 def _check_weights(feature_weights: Mapping[str, float] | None) -> dict[str, float]:
     weights: dict[str, float] = {}
     for name, weight in (feature_weights or {}).items():
@@ -257,9 +318,12 @@ def _check_weights(feature_weights: Mapping[str, float] | None) -> dict[str, flo
     return weights
 
 
-def _check_objects(objects: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame:
+def _check_objects(
+    objects: pd.DataFrame, feature_columns: list[str], positive_columns: list[str] | None = None
+) -> pd.DataFrame:
     if not isinstance(objects, pd.DataFrame):
         raise InputError("objects: expected a pandas DataFrame with columns frame, label, x, y")
+    feature_columns = [*feature_columns, *(positive_columns or [])]
     required = ["frame", "label", "x", "y", *feature_columns]
     missing = [c for c in required if c not in objects.columns]
     if missing:
@@ -484,11 +548,16 @@ def _link(
     gap_distance_px: float,
     division_distance_px: float | None,
     max_candidates: int,
+    areas: np.ndarray | None = None,
+    max_daughter_area_ratio: float = math.inf,
+    min_daughter_frames: int = 1,
+    alternative_percentile: float = _ALTERNATIVE_COST_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Jaqaman LAP tracking of frame-sorted nodes.
 
     Returns ``pred`` (the predecessor node of every node, -1 if none) and a
     boolean mask of nodes whose link to ``pred`` is a division (splitting).
+    Divisions are kept only with evidence (see :func:`track_objects`).
     """
     n_nodes = len(frames)
     pred = np.full(n_nodes, -1, np.int64)
@@ -573,6 +642,23 @@ def _link(
     split_segment = np.concatenate(split_segments) if split_segments else np.zeros(0, np.int64)
     split_node = np.concatenate(split_nodes) if split_nodes else np.zeros(0, np.int64)
     split_cost = np.concatenate(split_costs) if split_costs else np.zeros(0)
+
+    check_area = areas is not None and max_daughter_area_ratio < _RATIO_OFF
+    if check_area and len(split_node):
+        # size evidence on the frame links: the new daughter and, if the
+        # mother continues by a frame link, the other one are both smaller
+        # than the mother
+        successor = np.full(n_nodes, -1, np.int64)
+        successor[pred[pred >= 0]] = np.flatnonzero(pred >= 0)
+        limit = max_daughter_area_ratio * _mother_area(split_node, pred, areas)
+        other = successor[split_node]
+        other_area = np.where(other >= 0, areas[np.maximum(other, 0)], 0.0)
+        plausible = (areas[first[split_segment]] <= limit) & (other_area <= limit)
+        split_segment, split_node, split_cost = (
+            split_segment[plausible],
+            split_node[plausible],
+            split_cost[plausible],
+        )
     if len(gap_cost) + len(split_cost) == 0:
         return pred, split
 
@@ -580,20 +666,74 @@ def _link(
     #    costs): rows are segment ends (gap closing) and candidate mothers
     #    (splitting), columns are segment starts; every alternative cost and
     #    the filler are 1.05 x the 90th percentile of the candidate costs
+    alternative = (
+        np.percentile(np.concatenate([gap_cost, split_cost]), alternative_percentile, method="lower")
+        * _ALTERNATIVE_COST_FACTOR
+    )
+    if alternative == 0:
+        alternative = _EPSILON
+    frame_pred = pred
+    allowed = np.ones(len(split_cost), bool)
+    for round_ in range(_MAX_DIVISION_ROUNDS + 1):
+        pred, split = _solve_segments(
+            frame_pred,
+            first,
+            last,
+            gap_row,
+            gap_col,
+            gap_cost,
+            split_segment[allowed],
+            split_node[allowed],
+            split_cost[allowed],
+            alternative=alternative,
+        )
+        if min_daughter_frames <= 1 and not check_area:
+            break
+        rejected = _implausible_divisions(
+            frames,
+            pred,
+            split,
+            areas if check_area else None,
+            max_daughter_area_ratio=max_daughter_area_ratio,
+            min_daughter_frames=min_daughter_frames,
+        )
+        if not len(rejected):
+            break
+        if round_ == _MAX_DIVISION_ROUNDS:  # give up re-solving: cut the divisions left
+            pred[rejected] = -1
+            split[rejected] = False
+            break
+        # the rejected daughters' splitting candidates from those mothers go
+        bad = np.isin(first[split_segment] * n_nodes + split_node, rejected * n_nodes + pred[rejected])
+        allowed &= ~bad
+    return pred, split
+
+
+def _solve_segments(
+    frame_pred: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    gap_row: np.ndarray,
+    gap_col: np.ndarray,
+    gap_cost: np.ndarray,
+    split_segment: np.ndarray,
+    split_node: np.ndarray,
+    split_cost: np.ndarray,
+    *,
+    alternative: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gap-closing and splitting LAP over segments; predecessors and split mask."""
+    m = len(first)
+    pred = frame_pred.copy()
+    split = np.zeros(len(pred), bool)
     mothers, mother_index = np.unique(split_node, return_inverse=True)
     n1 = len(mothers)
     upper_rows = np.concatenate([gap_row, m + mother_index])
     upper_cols = np.concatenate([gap_col, split_segment])
     upper_costs = np.concatenate([gap_cost, split_cost])
-    alternative = (
-        np.percentile(upper_costs, _ALTERNATIVE_COST_PERCENTILE, method="lower") * _ALTERNATIVE_COST_FACTOR
-    )
-    if alternative == 0:
-        alternative = _EPSILON
     col_of_row = _assign(
         upper_rows, upper_cols, upper_costs, m + n1, m, alternative=alternative, filler=alternative
     )
-
     closed = np.flatnonzero(col_of_row[:m] >= 0)
     pred[first[col_of_row[closed]]] = last[closed]
     dividing = np.flatnonzero(col_of_row[m:] >= 0)
@@ -601,6 +741,72 @@ def _link(
     pred[daughters] = mothers[dividing]
     split[daughters] = True
     return pred, split
+
+
+def _mother_area(nodes: np.ndarray, pred: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Median area of each node and its predecessors in its track, up to 3 objects.
+
+    The median ignores one odd frame: a mother that merges with a neighbour
+    (or is linked to the wrong object) for one frame keeps her own size, and a
+    mother that swells (or condenses) in her last two frames before mitosis is
+    measured at that size.
+    """
+    n_nodes = len(pred)
+    successors = np.bincount(pred[pred >= 0], minlength=n_nodes)
+    history = np.full((len(nodes), _MOTHER_AREA_FRAMES), np.nan)
+    current = nodes.copy()
+    for k in range(_MOTHER_AREA_FRAMES):
+        valid = current >= 0
+        history[valid, k] = areas[current[valid]]
+        previous = np.where(valid, pred[np.maximum(current, 0)], -1)
+        # stop at the start of the mother's track (a division above it)
+        in_track = previous >= 0
+        in_track[in_track] = successors[previous[in_track]] == 1
+        current = np.where(in_track, previous, -1)
+    return np.nanmedian(history, axis=1)
+
+
+def _implausible_divisions(
+    frames: np.ndarray,
+    pred: np.ndarray,
+    split: np.ndarray,
+    areas: np.ndarray | None,
+    *,
+    max_daughter_area_ratio: float,
+    min_daughter_frames: int,
+) -> np.ndarray:
+    """Split-linked daughters of divisions that lack evidence (sizes, persistence)."""
+    n_nodes = len(pred)
+    has_pred = pred >= 0
+    successors = np.bincount(pred[has_pred], minlength=n_nodes)
+    mothers = np.flatnonzero(successors == 2)
+    if not len(mothers):
+        return np.zeros(0, np.int64)
+    children = np.flatnonzero(has_pred & (successors[np.maximum(pred, 0)] == 2))
+    children = children[np.argsort(pred[children], kind="stable")]
+    pair = children.reshape(-1, 2)  # the two daughters of each mother, mothers sorted
+    mothers = pred[pair[:, 0]]
+    ok = np.ones(len(mothers), bool)
+    if areas is not None:
+        limit = max_daughter_area_ratio * _mother_area(mothers, pred, areas)
+        ok &= (areas[pair] <= limit[:, None]).all(axis=1)
+    if min_daughter_frames > 1:
+        # length of each daughter's track, counted up to min_daughter_frames
+        successor = np.full(n_nodes, -1, np.int64)
+        single = has_pred & (successors[np.maximum(pred, 0)] == 1)
+        successor[pred[single]] = np.flatnonzero(single)
+        # each daughter must be present in the first min_daughter_frames
+        # frames after the division, without a gap
+        length = np.ones(pair.shape, np.int64)
+        current = pair.copy()
+        for _ in range(min_daughter_frames - 1):
+            following = np.where(current >= 0, successor[np.maximum(current, 0)], -1)
+            gap = (following >= 0) & (frames[np.maximum(following, 0)] != frames[np.maximum(current, 0)] + 1)
+            current = np.where(gap, -1, following)
+            length += current >= 0
+        ok &= (length >= min_daughter_frames).all(axis=1)
+    bad = pair[~ok]
+    return np.sort(bad[split[bad]])
 
 
 def _assemble_tracks(
