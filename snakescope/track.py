@@ -557,7 +557,8 @@ def _link(
 
     Returns ``pred`` (the predecessor node of every node, -1 if none) and a
     boolean mask of nodes whose link to ``pred`` is a division (splitting).
-    Divisions are kept only with evidence (see :func:`track_objects`).
+    Divisions are kept only with evidence (see :func:`track_objects`); with
+    the defaults (no evidence) this is laptrack's tracker.
     """
     n_nodes = len(frames)
     pred = np.full(n_nodes, -1, np.int64)
@@ -583,12 +584,90 @@ def _link(
         has = linked >= 0
         pred[target[linked[has]]] = source[has]
 
+    # 2. and 3. gap closing and splitting over the segments of step 1; after
+    #    each solution, divisions without evidence are rejected and the
+    #    problem is solved again without them
+    check_area = areas is not None and max_daughter_area_ratio < _RATIO_OFF
+    check = check_area or min_daughter_frames > 1
+    frame_pred = pred
+    excluded = np.zeros(0, np.int64)  # (daughter * n_nodes + mother) of rejected splits
+    alternative = None
+    for round_ in range(_MAX_DIVISION_ROUNDS + 1):
+        problem = _segment_problem(
+            frames,
+            xy,
+            groups,
+            frame_pred,
+            feature_cost,
+            gap_frames=gap_frames,
+            gap_distance_px=gap_distance_px,
+            division_distance_px=division_distance_px,
+            max_candidates=max_candidates,
+            areas=areas if check_area else None,
+            max_daughter_area_ratio=max_daughter_area_ratio,
+            excluded=excluded,
+        )
+        if problem is None:
+            return frame_pred.copy(), np.zeros(n_nodes, bool)
+        if alternative is None:  # fixed after the first round
+            costs = np.concatenate([problem["gap_cost"], problem["split_cost"]])
+            alternative = (
+                np.percentile(costs, alternative_percentile, method="lower") * _ALTERNATIVE_COST_FACTOR
+            )
+            if alternative == 0:
+                alternative = _EPSILON
+        pred, split = _solve_segments(frame_pred, problem, alternative=alternative)
+        if not check:
+            break
+        rejected, mother, other, kept_other, kept_rejected = _implausible_divisions(
+            frames,
+            pred,
+            split,
+            areas if check_area else None,
+            max_daughter_area_ratio=max_daughter_area_ratio,
+            min_daughter_frames=min_daughter_frames,
+        )
+        if not len(rejected):
+            break
+        if round_ == _MAX_DIVISION_ROUNDS:  # give up re-solving: cut the divisions left
+            pred[rejected] = -1
+            split[rejected] = False
+            break
+        # a mother whose frame link went to a fragment that vanishes, while
+        # the rejected daughter persists, continues into that daughter
+        swap = (frame_pred[other] == mother) & ~kept_other & kept_rejected
+        frame_pred = frame_pred.copy()
+        frame_pred[rejected[swap]] = mother[swap]
+        frame_pred[other[swap]] = -1
+        excluded = np.concatenate(
+            [excluded, rejected[~swap] * n_nodes + mother[~swap], other[swap] * n_nodes + mother[swap]]
+        )
+    return pred, split
+
+
+def _segment_problem(
+    frames: np.ndarray,
+    xy: np.ndarray,
+    groups: dict[int, np.ndarray],
+    frame_pred: np.ndarray,
+    feature_cost,
+    *,
+    gap_frames: int,
+    gap_distance_px: float,
+    division_distance_px: float | None,
+    max_candidates: int,
+    areas: np.ndarray | None,
+    max_daughter_area_ratio: float,
+    excluded: np.ndarray,
+) -> dict[str, np.ndarray] | None:
+    """Segments of the frame links and their gap-closing and splitting candidates."""
+    n_nodes = len(frames)
     # segments: chains of frame links, numbered in order of their first node
     segment = np.empty(n_nodes, np.int64)
     n_segments = 0
     for nodes in groups.values():
-        linked = pred[nodes] >= 0
-        segment[nodes[linked]] = segment[pred[nodes[linked]]]
+        linked = frame_pred[nodes] >= 0
+        segment[nodes[linked]] = segment[frame_pred[nodes[linked]]]
         new = nodes[~linked]
         segment[new] = np.arange(n_segments, n_segments + len(new))
         n_segments += len(new)
@@ -597,8 +676,6 @@ def _link(
     last = np.full(n_segments, -1, np.int64)
     np.maximum.at(last, segment, np.arange(n_nodes))
 
-    # 2. gap closing and splitting candidates
-    m = n_segments
     starts_by_frame = _frame_groups(frames[first])  # segment indices, first is sorted
     ends_order = np.argsort(frames[last], kind="stable")
     ends_by_frame = {f: ends_order[idx] for f, idx in _frame_groups(frames[last][ends_order]).items()}
@@ -643,96 +720,51 @@ def _link(
     split_node = np.concatenate(split_nodes) if split_nodes else np.zeros(0, np.int64)
     split_cost = np.concatenate(split_costs) if split_costs else np.zeros(0)
 
-    check_area = areas is not None and max_daughter_area_ratio < _RATIO_OFF
-    if check_area and len(split_node):
+    keep = ~np.isin(first[split_segment] * n_nodes + split_node, excluded)
+    if areas is not None and len(split_node):
         # size evidence on the frame links: the new daughter and, if the
         # mother continues by a frame link, the other one are both smaller
         # than the mother
         successor = np.full(n_nodes, -1, np.int64)
-        successor[pred[pred >= 0]] = np.flatnonzero(pred >= 0)
-        limit = max_daughter_area_ratio * _mother_area(split_node, pred, areas)
+        successor[frame_pred[frame_pred >= 0]] = np.flatnonzero(frame_pred >= 0)
+        limit = max_daughter_area_ratio * _mother_area(split_node, frame_pred, areas)
         other = successor[split_node]
         other_area = np.where(other >= 0, areas[np.maximum(other, 0)], 0.0)
-        plausible = (areas[first[split_segment]] <= limit) & (other_area <= limit)
-        split_segment, split_node, split_cost = (
-            split_segment[plausible],
-            split_node[plausible],
-            split_cost[plausible],
-        )
+        keep &= (areas[first[split_segment]] <= limit) & (other_area <= limit)
+    split_segment, split_node, split_cost = split_segment[keep], split_node[keep], split_cost[keep]
     if len(gap_cost) + len(split_cost) == 0:
-        return pred, split
-
-    # 3. segment LAP (Jaqaman 2008, Fig. 1c without merging, laptrack's
-    #    costs): rows are segment ends (gap closing) and candidate mothers
-    #    (splitting), columns are segment starts; every alternative cost and
-    #    the filler are 1.05 x the 90th percentile of the candidate costs
-    alternative = (
-        np.percentile(np.concatenate([gap_cost, split_cost]), alternative_percentile, method="lower")
-        * _ALTERNATIVE_COST_FACTOR
-    )
-    if alternative == 0:
-        alternative = _EPSILON
-    frame_pred = pred
-    allowed = np.ones(len(split_cost), bool)
-    for round_ in range(_MAX_DIVISION_ROUNDS + 1):
-        pred, split = _solve_segments(
-            frame_pred,
-            first,
-            last,
-            gap_row,
-            gap_col,
-            gap_cost,
-            split_segment[allowed],
-            split_node[allowed],
-            split_cost[allowed],
-            alternative=alternative,
-        )
-        if min_daughter_frames <= 1 and not check_area:
-            break
-        rejected = _implausible_divisions(
-            frames,
-            pred,
-            split,
-            areas if check_area else None,
-            max_daughter_area_ratio=max_daughter_area_ratio,
-            min_daughter_frames=min_daughter_frames,
-        )
-        if not len(rejected):
-            break
-        if round_ == _MAX_DIVISION_ROUNDS:  # give up re-solving: cut the divisions left
-            pred[rejected] = -1
-            split[rejected] = False
-            break
-        # the rejected daughters' splitting candidates from those mothers go
-        bad = np.isin(first[split_segment] * n_nodes + split_node, rejected * n_nodes + pred[rejected])
-        allowed &= ~bad
-    return pred, split
+        return None
+    return {
+        "first": first,
+        "last": last,
+        "gap_row": gap_row,
+        "gap_col": gap_col,
+        "gap_cost": gap_cost,
+        "split_segment": split_segment,
+        "split_node": split_node,
+        "split_cost": split_cost,
+    }
 
 
 def _solve_segments(
-    frame_pred: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-    gap_row: np.ndarray,
-    gap_col: np.ndarray,
-    gap_cost: np.ndarray,
-    split_segment: np.ndarray,
-    split_node: np.ndarray,
-    split_cost: np.ndarray,
-    *,
-    alternative: float,
+    frame_pred: np.ndarray, problem: dict[str, np.ndarray], *, alternative: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The gap-closing and splitting LAP over segments; predecessors and split mask."""
+    """Segment LAP (Jaqaman 2008, Fig. 1c without merging, laptrack's costs).
+
+    Rows are segment ends (gap closing) and candidate mothers (splitting),
+    columns are segment starts; every alternative cost and the filler are
+    `alternative`. Returns predecessors and the split mask.
+    """
+    first, last = problem["first"], problem["last"]
     m = len(first)
     pred = frame_pred.copy()
     split = np.zeros(len(pred), bool)
-    mothers, mother_index = np.unique(split_node, return_inverse=True)
-    n1 = len(mothers)
-    upper_rows = np.concatenate([gap_row, m + mother_index])
-    upper_cols = np.concatenate([gap_col, split_segment])
-    upper_costs = np.concatenate([gap_cost, split_cost])
+    mothers, mother_index = np.unique(problem["split_node"], return_inverse=True)
+    upper_rows = np.concatenate([problem["gap_row"], m + mother_index])
+    upper_cols = np.concatenate([problem["gap_col"], problem["split_segment"]])
+    upper_costs = np.concatenate([problem["gap_cost"], problem["split_cost"]])
     col_of_row = _assign(
-        upper_rows, upper_cols, upper_costs, m + n1, m, alternative=alternative, filler=alternative
+        upper_rows, upper_cols, upper_costs, m + len(mothers), m, alternative=alternative, filler=alternative
     )
     closed = np.flatnonzero(col_of_row[:m] >= 0)
     pred[first[col_of_row[closed]]] = last[closed]
@@ -774,39 +806,44 @@ def _implausible_divisions(
     *,
     max_daughter_area_ratio: float,
     min_daughter_frames: int,
-) -> np.ndarray:
-    """Split-linked daughters of divisions that lack evidence (sizes, persistence)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Divisions of a solution that lack evidence (sizes, persistence).
+
+    Returns, for each rejected division: its split-linked daughter, the
+    mother, the other daughter, and whether the other and the rejected
+    daughter each pass the persistence test.
+    """
     n_nodes = len(pred)
+    empty = np.zeros(0, np.int64)
     has_pred = pred >= 0
     successors = np.bincount(pred[has_pred], minlength=n_nodes)
-    mothers = np.flatnonzero(successors == 2)
-    if not len(mothers):
-        return np.zeros(0, np.int64)
+    if not (successors == 2).any():
+        return empty, empty, empty, empty.astype(bool), empty.astype(bool)
     children = np.flatnonzero(has_pred & (successors[np.maximum(pred, 0)] == 2))
     children = children[np.argsort(pred[children], kind="stable")]
     pair = children.reshape(-1, 2)  # the two daughters of each mother, mothers sorted
+    pair = np.where(split[pair[:, :1]], pair, pair[:, ::-1])  # split-linked daughter first
     mothers = pred[pair[:, 0]]
     ok = np.ones(len(mothers), bool)
     if areas is not None:
         limit = max_daughter_area_ratio * _mother_area(mothers, pred, areas)
         ok &= (areas[pair] <= limit[:, None]).all(axis=1)
-    if min_daughter_frames > 1:
-        # length of each daughter's track, counted up to min_daughter_frames
-        successor = np.full(n_nodes, -1, np.int64)
-        single = has_pred & (successors[np.maximum(pred, 0)] == 1)
-        successor[pred[single]] = np.flatnonzero(single)
-        # each daughter must be present in the first min_daughter_frames
-        # frames after the division, without a gap
-        length = np.ones(pair.shape, np.int64)
-        current = pair.copy()
-        for _ in range(min_daughter_frames - 1):
-            following = np.where(current >= 0, successor[np.maximum(current, 0)], -1)
-            gap = (following >= 0) & (frames[np.maximum(following, 0)] != frames[np.maximum(current, 0)] + 1)
-            current = np.where(gap, -1, following)
-            length += current >= 0
-        ok &= (length >= min_daughter_frames).all(axis=1)
-    bad = pair[~ok]
-    return np.sort(bad[split[bad]])
+    # each daughter must be present in the first min_daughter_frames frames
+    # after the division, without a gap
+    successor = np.full(n_nodes, -1, np.int64)
+    single = has_pred & (successors[np.maximum(pred, 0)] == 1)
+    successor[pred[single]] = np.flatnonzero(single)
+    length = np.ones(pair.shape, np.int64)
+    current = pair.copy()
+    for _ in range(min_daughter_frames - 1):
+        following = np.where(current >= 0, successor[np.maximum(current, 0)], -1)
+        gap = (following >= 0) & (frames[np.maximum(following, 0)] != frames[np.maximum(current, 0)] + 1)
+        current = np.where(gap, -1, following)
+        length += current >= 0
+    persists = length >= min_daughter_frames
+    ok &= persists.all(axis=1)
+    bad = ~ok
+    return pair[bad, 0], mothers[bad], pair[bad, 1], persists[bad, 1], persists[bad, 0]
 
 
 def _assemble_tracks(

@@ -202,6 +202,138 @@ def test_feature_cost_is_calibrated_and_resolves_ambiguity():
         track_objects(objects.assign(area_px=0.0), max_distance_px=d, feature_weights={"area_px": 1.0})
 
 
+AREA_COLUMNS = ("frame", "label", "x", "y", "area_px")
+NO_EVIDENCE = {"max_daughter_area_ratio": 100, "min_daughter_frames": 1}  # laptrack's splitting
+
+
+def parents(tracks):
+    """{daughter track id: mother track id} of the divisions."""
+    firsts = tracks.drop_duplicates("track_id")
+    return dict(firsts.loc[firsts["parent_track_id"] > 0, ["track_id", "parent_track_id"]].values.tolist())
+
+
+def test_newcomer_next_to_a_cell_is_not_a_division():
+    # A (area 100) sits still; B (area 100) appears 6 px away at frame 3 and stays
+    rows = [(t, 1, 20.0, 20.0, 100.0) for t in range(8)]
+    rows += [(t, 2, 26.0, 20.0, 100.0) for t in range(3, 8)]
+    objects = table(rows, AREA_COLUMNS)
+    tracks = track_objects(objects, max_distance_px=10)
+    assert parents(tracks) == {}
+    assert {track_of(tracks, t, 1) for t in range(8)} == {1}
+    assert {track_of(tracks, t, 2) for t in range(3, 8)} == {2}
+    # without the size test (laptrack's rule) the newcomer is a daughter
+    assert parents(track_objects(objects, max_distance_px=10, **NO_EVIDENCE)) == {2: 1, 3: 1}
+
+
+def test_division_found_when_daughters_are_half_the_mother():
+    rows = [(t, 1, 30.0 + 0.5 * t, 30.0, 200.0) for t in range(4)]
+    for t in range(4, 9):  # daughters move apart from the mother's last position
+        rows += [(t, 2, 31.5 - 2 * (t - 2), 30.0, 100.0), (t, 3, 31.5 + 2 * (t - 2), 30.0, 110.0)]
+    objects = table(rows, AREA_COLUMNS)
+    tracks = track_objects(objects, max_distance_px=10)
+    mother = track_of(tracks, 3, 1)
+    assert {track_of(tracks, t, 1) for t in range(4)} == {mother}
+    d1, d2 = track_of(tracks, 4, 2), track_of(tracks, 4, 3)
+    assert len({mother, d1, d2}) == 3
+    assert parents(tracks) == {d1: mother, d2: mother}
+    # without areas only persistence is checked: still a division
+    assert parents(track_objects(objects.drop(columns="area_px"), max_distance_px=10)) == {d1: mother, d2: mother}
+    assert parents(track_objects(objects, max_distance_px=10, area_column=None)) == {d1: mother, d2: mother}
+    # "daughters" as large as the mother: two cells, not a division
+    big = objects.assign(area_px=200.0)
+    assert parents(track_objects(big, max_distance_px=10)) == {}
+    assert parents(track_objects(big, max_distance_px=10, max_daughter_area_ratio=1.1)) != {}
+    assert parents(track_objects(objects, max_distance_px=10, divisions=False)) == {}
+
+
+def test_mother_area_is_the_median_of_her_last_three_objects():
+    # the mother swells in her last two frames (as in mitosis): daughters of
+    # 90 px are half of her 180 px, though larger than 0.8 x her earlier 100 px
+    areas = [100.0, 100.0, 100.0, 180.0, 180.0]
+    rows = [(t, 1, 30.0, 30.0, a) for t, a in enumerate(areas)]
+    rows += [(t, k, 30.0 + s * (t - 2), 30.0, 90.0) for t in range(5, 9) for k, s in ((2, -2), (3, 2))]
+    tracks = track_objects(table(rows, AREA_COLUMNS), max_distance_px=10)
+    assert len(parents(tracks)) == 2
+    # swollen in her last frame only: one odd frame, the median ignores it
+    rows[3] = (3, 1, 30.0, 30.0, 100.0)
+    assert parents(track_objects(table(rows, AREA_COLUMNS), max_distance_px=10)) == {}
+
+
+def test_one_frame_split_of_a_nucleus_is_not_a_division():
+    # an over-segmented frame: the nucleus (200 px) is two halves in frame 3
+    rows = [(t, 1, 30.0, 30.0, 200.0) for t in range(8) if t != 3]
+    rows += [(3, 1, 27.0, 30.0, 100.0), (3, 2, 33.0, 30.0, 100.0)]
+    objects = table(rows, AREA_COLUMNS)
+    tracks = track_objects(objects, max_distance_px=10)
+    assert parents(tracks) == {}
+    assert track_of(tracks, 2, 1) == track_of(tracks, 3, 1)
+    # the half that vanishes after one frame fails min_daughter_frames=2
+    assert parents(track_objects(objects, max_distance_px=10, min_daughter_frames=1)) != {}
+
+
+def test_daughter_with_a_gap_after_the_division_is_not_a_daughter():
+    # a flickering fragment: present, absent, present again next to the cell
+    rows = [(t, 1, 30.0, 30.0, 200.0) for t in range(4)]
+    rows += [(t, 1, 28.0, 30.0, 100.0) for t in range(4, 9)]
+    rows += [(t, 2, 34.0, 30.0, 100.0) for t in (4, 6, 7, 8)]
+    tracks = track_objects(table(rows, AREA_COLUMNS), max_distance_px=10, gap_frames=2)
+    assert parents(tracks) == {}
+
+
+def test_merge_then_separation_is_not_a_division_and_keeps_both_tracks():
+    # A and B (100 px each) are one 200 px object in frame 3, then apart again
+    rows = []
+    for t in range(8):
+        if t == 3:
+            rows.append((t, 1, 24.0, 30.0, 200.0))
+        else:
+            rows += [(t, 1, 20.0, 30.0, 100.0), (t, 2, 32.0, 30.0, 100.0)]
+    objects = table(rows, AREA_COLUMNS)
+    tracks = track_objects(objects, max_distance_px=10, gap_frames=2)
+    assert parents(tracks) == {}
+    assert {track_of(tracks, t, 1) for t in range(8)} == {1}
+    assert {track_of(tracks, t, 2) for t in range(8) if t != 3} == {2}  # gap closed over the merge
+    # without gap closing, only the size test (the 200 px object is not the
+    # mother's own size) stops B's return from being a daughter
+    assert parents(track_objects(objects, max_distance_px=10, gap_frames=0)) == {}
+    assert parents(track_objects(objects, max_distance_px=10, gap_frames=0, **NO_EVIDENCE)) != {}
+
+
+def test_gaps_of_one_and_two_frames_are_closed():
+    rows = []
+    for t in range(10):
+        rows.append((t, 1, 10.0 + t, 10.0))  # always present
+        if t != 4:
+            rows.append((t, 2, 50.0 + t, 10.0))  # missing in frame 4
+        if t not in (5, 6):
+            rows.append((t, 3, 10.0, 50.0 + t))  # missing in frames 5 and 6
+    objects = table(rows)
+    tracks = track_objects(objects, max_distance_px=8, gap_frames=2)
+    for label in (1, 2, 3):
+        assert len(set(tracks.loc[tracks["label"] == label, "track_id"])) == 1
+    assert tracks["track_id"].max() == 3 and (tracks["parent_track_id"] == 0).all()
+    short = track_objects(objects, max_distance_px=8, gap_frames=1)
+    assert len(set(short.loc[short["label"] == 2, "track_id"])) == 1
+    assert len(set(short.loc[short["label"] == 3, "track_id"])) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_daughter_area_ratio": 0}, "max_daughter_area_ratio"),
+        ({"max_daughter_area_ratio": "big"}, "max_daughter_area_ratio"),
+        ({"min_daughter_frames": 0}, "min_daughter_frames"),
+        ({"area_column": 3}, "area_column"),
+    ],
+)
+def test_invalid_division_evidence_parameters(kwargs, match):
+    objects = table([(0, 1, 0.0, 0.0, 10.0)], AREA_COLUMNS)
+    with pytest.raises(InputError, match=match):
+        track_objects(objects, max_distance_px=5, **kwargs)
+    with pytest.raises(InputError, match="objects.area_px"):
+        track_objects(objects.assign(area_px=-1.0), max_distance_px=5)
+
+
 def random_objects(seed, n_frames=10, n=60, size=300.0, drop=0.1, division=0.03):
     rng = np.random.default_rng(seed)
     pos = rng.uniform(0, size, (n, 2))
