@@ -2,8 +2,10 @@
 
 The tracker is the linear assignment problem (LAP) tracker of Jaqaman et al.
 (2008, Nat. Methods 5:695) with the cost matrices of laptrack 0.17 (which
-reproduces TrackMate's sparse LAP tracker); on random movies with gaps and
-divisions it gives exactly laptrack's links (see the tests):
+reproduces TrackMate's sparse LAP tracker), plus evidence for divisions. With
+the evidence tests off and laptrack's threshold (see :func:`_link`) it gives
+exactly laptrack's links on random movies with gaps and divisions (see the
+tests):
 
 1. *Frame-to-frame linking*: one LAP per pair of consecutive frames. Linking
    object ``i`` of frame ``t`` to object ``j`` of frame ``t + 1`` costs the
@@ -13,8 +15,11 @@ divisions it gives exactly laptrack's links (see the tests):
    A segment end may be joined to a segment start up to ``gap_frames + 1``
    frames later (gap closing), and a segment start may be joined to any object
    of the previous frame (splitting: that object becomes a mother with two
-   daughters). Alternative costs are ``1.05 x`` the 90th percentile (lower) of
-   all candidate costs.
+   daughters). Alternative costs are ``1.05 x`` the largest candidate cost
+   (laptrack: the 90th percentile), so the distance gates decide.
+3. *Division evidence*: divisions whose daughters are not smaller than the
+   mother, or do not persist, are rejected and step 2 is solved again
+   without them (see :func:`track_objects`).
 
 Why laptrack is not called: its candidate search is dense (``cdist`` of every
 pair, then a per-segment ``pandas.apply``). It took 9 s for 27 frames x 800
@@ -162,16 +167,20 @@ def track_objects(
         sizes. Values must be finite and > 0.
     max_daughter_area_ratio : float
         Each daughter's area must be at most this fraction of its mother's
-        area (the median over the mother track's last 5 objects, so that a
-        mitotic mother that condenses or merges with a neighbour in its last
-        frame is measured at its interphase size). Daughters of a division
-        have about half their mother's area; a cell that merely continues next
-        to a newcomer keeps its own. Values >= 100 disable the size test.
+        area: the median over the mother track's last 3 objects, so that one
+        odd frame (a merge with a neighbour, a wrong link) does not count,
+        while a mother that swells in her last two frames before mitosis is
+        measured at that size. Daughters of a division have about half their
+        mother's area (0.31-0.74 on the simulated CTC movie); a cell that
+        merely continues next to a newcomer keeps its own (>= 0.88). Values
+        >= 100 disable the size test.
     min_daughter_frames : int
-        Each daughter track must be present in at least this many frames
-        (gaps not counted; the track ends there or at its own division):
-        rejects the one-frame fragments of an over-segmented nucleus and
-        flickering false detections. 1 disables the test.
+        Each daughter must be present in each of the first
+        `min_daughter_frames` frames after the division (no gap; its track
+        may end or divide after that): rejects the one-frame fragments of an
+        over-segmented nucleus and flickering false detections. Divisions in
+        the last ``min_daughter_frames - 1`` frames of the movie are
+        therefore not detected. 1 disables the test.
 
     Returns
     -------
@@ -195,27 +204,31 @@ def track_objects(
     With fewer than two frames every object is its own one-frame track; this
     is not an error.
 
-    Costs and alternative costs are laptrack's (and TrackMate's). A frame link
-    within `max_distance_px` is always taken unless a competing link makes the
-    total cost lower. A gap closing or division, even uncontested, is taken
-    only if its cost is below ``1.05 x`` the 90th percentile (rounded down to
-    a candidate) of all gap-closing and division candidate costs of the
-    movie. With hundreds of candidates this rejects the unlikely ones; with
-    only a handful (tiny test movies) it keeps little more than the cheapest.
+    Costs are laptrack's (and TrackMate's). A frame link within
+    `max_distance_px`, a gap closing within `gap_distance_px` and a division
+    within `division_distance_px` are each taken unless a competing candidate
+    makes the total cost lower: the alternative cost of the gap-closing and
+    splitting problem is ``1.05 x`` its largest candidate cost. (laptrack and
+    TrackMate use the 90th percentile of the candidate costs, which makes the
+    gap-closing distance change which divisions are found.)
+
     Divisions need evidence. Every track start within
     `division_distance_px` of an object of the previous frame is a candidate
     daughter of that object (laptrack's splitting candidates), but a division
     is kept only if (1) both daughters are at most `max_daughter_area_ratio`
-    of the mother's area (when areas are known) and (2) both daughter tracks
-    last at least `min_daughter_frames` frames. Candidates that fail (1) on
-    the frame links are removed before the assignment; divisions of the
-    solution that fail (1) or (2) are removed and the gap-closing and
-    splitting assignment is solved again without them (at most
+    of the mother's area (when areas are known) and (2) both daughters are
+    present in the `min_daughter_frames` frames after it. Candidates that
+    fail (1) on the frame links are removed before the assignment; divisions
+    of the solution that fail (1) or (2) are removed and the gap-closing and
+    splitting problem is solved again without them (at most
     ``_MAX_DIVISION_ROUNDS`` times), so a rejected daughter may still be
-    gap-closed to its own track. The thresholds of gap closing and splitting
-    are computed once, from the candidates left after (1). With
-    ``max_daughter_area_ratio >= 100`` and ``min_daughter_frames=1`` the
-    links are exactly laptrack's.
+    gap-closed to her own track. When the mother's frame link went to a
+    fragment that fails (2) while the rejected daughter persists (a nucleus
+    split in two for one frame), the mother continues into the persisting
+    one. Neither test can tell a division from two touching nuclei that the
+    segmentation merges for several frames and then separates; without
+    areas, only (2) is checked. With ``max_daughter_area_ratio >= 100`` and
+    ``min_daughter_frames=1`` divisions are not filtered (laptrack's).
     """
     max_distance_px = _positive("max_distance_px", max_distance_px)
     gap_distance_px = (

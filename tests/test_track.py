@@ -317,6 +317,32 @@ def test_gaps_of_one_and_two_frames_are_closed():
     assert len(set(short.loc[short["label"] == 3, "track_id"])) == 2
 
 
+def test_uncontested_gap_closing_within_the_gate_is_taken():
+    # nine objects with 1 px gap closings and one that moves 11 px across its
+    # gap: laptrack's threshold (90th percentile of the candidate costs)
+    # rejects the long one; here the gate (gap_distance_px) decides
+    rows = []
+    for k in range(10):
+        step = 5.5 if k == 0 else 0.5
+        for t in (0, 1, 3, 4):
+            rows.append((t, k + 1, 40.0 * k + step * t, 10.0))
+    tracks = track_objects(table(rows), max_distance_px=8, gap_distance_px=12, gap_frames=1)
+    assert tracks.groupby("label")["track_id"].nunique().eq(1).all()
+    assert tracks["track_id"].max() == 10
+    objects = _check_objects(table(rows), [])
+    pred, _ = _link(
+        objects["frame"].to_numpy(),
+        objects[["x", "y"]].to_numpy(),
+        np.zeros((len(objects), 0)),
+        max_distance_px=8,
+        gap_frames=1,
+        gap_distance_px=12,
+        division_distance_px=None,
+        max_candidates=10,
+    )
+    assert (pred >= 0).sum() == 29  # laptrack: 10 x 3 links minus the long gap
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
