@@ -83,7 +83,7 @@ _SEGMENT_ALTERNATIVE_PERCENTILE = 100.0  # track_objects: gap closings and divis
 _CTC_MAX_LABEL = 65535  # CTC masks are 16-bit
 _SQUARE_MAX_NODES = 1000  # larger LAP components use the rectangular form
 _MOTHER_AREA_FRAMES = 3  # a mother's area: median over her track's last 3 objects
-_MAX_DIVISION_ROUNDS = 10  # re-solves of the segment LAP after rejecting divisions
+_MAX_DIVISION_ROUNDS = 5  # re-solves of the segment LAP after rejecting divisions (real movies: 1-2)
 _RATIO_OFF = 100.0  # max_daughter_area_ratio at or above this disables the size test
 _MASK_RE = re.compile(r"^mask\d{3,}\.tif$")
 _GT_MASK_RE = re.compile(r"^man_track\d{3,}\.tif$")
@@ -605,23 +605,25 @@ def _link(
     frame_pred = pred
     excluded = np.zeros(0, np.int64)  # (daughter * n_nodes + mother) of rejected splits
     alternative = None
+    problem = None
     for round_ in range(_MAX_DIVISION_ROUNDS + 1):
-        problem = _segment_problem(
-            frames,
-            xy,
-            groups,
-            frame_pred,
-            feature_cost,
-            gap_frames=gap_frames,
-            gap_distance_px=gap_distance_px,
-            division_distance_px=division_distance_px,
-            max_candidates=max_candidates,
-            areas=areas if check_area else None,
-            max_daughter_area_ratio=max_daughter_area_ratio,
-            excluded=excluded,
-        )
-        if problem is None:
-            return frame_pred.copy(), np.zeros(n_nodes, bool)
+        if problem is None:  # first round, or frame links changed
+            problem = _segment_problem(
+                frames,
+                xy,
+                groups,
+                frame_pred,
+                feature_cost,
+                gap_frames=gap_frames,
+                gap_distance_px=gap_distance_px,
+                division_distance_px=division_distance_px,
+                max_candidates=max_candidates,
+                areas=areas if check_area else None,
+                max_daughter_area_ratio=max_daughter_area_ratio,
+                min_daughter_frames=min_daughter_frames,
+            )
+            if problem is None:
+                return frame_pred.copy(), np.zeros(n_nodes, bool)
         if alternative is None:  # fixed after the first round
             costs = np.concatenate([problem["gap_cost"], problem["split_cost"]])
             alternative = (
@@ -629,7 +631,8 @@ def _link(
             )
             if alternative == 0:
                 alternative = _EPSILON
-        pred, split = _solve_segments(frame_pred, problem, alternative=alternative)
+        allowed = ~np.isin(problem["first"][problem["split_segment"]] * n_nodes + problem["split_node"], excluded)
+        pred, split = _solve_segments(frame_pred, problem, allowed, alternative=alternative)
         if not check:
             break
         rejected, mother, other, kept_other, kept_rejected = _implausible_divisions(
@@ -649,9 +652,11 @@ def _link(
         # a mother whose frame link went to a fragment that vanishes, while
         # the rejected daughter persists, continues into that daughter
         swap = (frame_pred[other] == mother) & ~kept_other & kept_rejected
-        frame_pred = frame_pred.copy()
-        frame_pred[rejected[swap]] = mother[swap]
-        frame_pred[other[swap]] = -1
+        if swap.any():
+            frame_pred = frame_pred.copy()
+            frame_pred[rejected[swap]] = mother[swap]
+            frame_pred[other[swap]] = -1
+            problem = None
         excluded = np.concatenate(
             [excluded, rejected[~swap] * n_nodes + mother[~swap], other[swap] * n_nodes + mother[swap]]
         )
@@ -671,9 +676,14 @@ def _segment_problem(
     max_candidates: int,
     areas: np.ndarray | None,
     max_daughter_area_ratio: float,
-    excluded: np.ndarray,
+    min_daughter_frames: int,
 ) -> dict[str, np.ndarray] | None:
-    """Segments of the frame links and their gap-closing and splitting candidates."""
+    """Segments of the frame links and their gap-closing and splitting candidates.
+
+    Splitting candidates whose daughter's segment is shorter than
+    `min_daughter_frames`, or that fail the size test on the frame links,
+    are left out.
+    """
     n_nodes = len(frames)
     # segments: chains of frame links, numbered in order of their first node
     segment = np.empty(n_nodes, np.int64)
@@ -733,7 +743,8 @@ def _segment_problem(
     split_node = np.concatenate(split_nodes) if split_nodes else np.zeros(0, np.int64)
     split_cost = np.concatenate(split_costs) if split_costs else np.zeros(0)
 
-    keep = ~np.isin(first[split_segment] * n_nodes + split_node, excluded)
+    # the daughter's own segment (consecutive frames) must be long enough
+    keep = frames[last[split_segment]] - frames[first[split_segment]] + 1 >= min_daughter_frames
     if areas is not None and len(split_node):
         # size evidence on the frame links: the new daughter and, if the
         # mother continues by a frame link, the other one are both smaller
@@ -760,22 +771,23 @@ def _segment_problem(
 
 
 def _solve_segments(
-    frame_pred: np.ndarray, problem: dict[str, np.ndarray], *, alternative: float
+    frame_pred: np.ndarray, problem: dict[str, np.ndarray], allowed: np.ndarray, *, alternative: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment LAP (Jaqaman 2008, Fig. 1c without merging, laptrack's costs).
 
     Rows are segment ends (gap closing) and candidate mothers (splitting),
     columns are segment starts; every alternative cost and the filler are
-    `alternative`. Returns predecessors and the split mask.
+    `alternative`. Only the `allowed` splitting candidates enter. Returns
+    predecessors and the split mask.
     """
     first, last = problem["first"], problem["last"]
     m = len(first)
     pred = frame_pred.copy()
     split = np.zeros(len(pred), bool)
-    mothers, mother_index = np.unique(problem["split_node"], return_inverse=True)
+    mothers, mother_index = np.unique(problem["split_node"][allowed], return_inverse=True)
     upper_rows = np.concatenate([problem["gap_row"], m + mother_index])
-    upper_cols = np.concatenate([problem["gap_col"], problem["split_segment"]])
-    upper_costs = np.concatenate([problem["gap_cost"], problem["split_cost"]])
+    upper_cols = np.concatenate([problem["gap_col"], problem["split_segment"][allowed]])
+    upper_costs = np.concatenate([problem["gap_cost"], problem["split_cost"][allowed]])
     col_of_row = _assign(
         upper_rows, upper_cols, upper_costs, m + len(mothers), m, alternative=alternative, filler=alternative
     )
