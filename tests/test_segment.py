@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from snakescope import segment, validate
 from snakescope.errors import InputError
@@ -25,7 +26,7 @@ def test_median_removes_salt_noise():
 
 
 def test_unknown_smooth_method():
-    with pytest.raises(InputError, match="segment.smooth.method"):
+    with pytest.raises(InputError, match=r"smooth: unknown `method` 'bilateral'"):
         segment.smooth(np.zeros((4, 4)), method="bilateral", size_px=1)
 
 
@@ -53,13 +54,30 @@ def test_manual_threshold_and_correction():
 
 
 def test_manual_needs_value():
-    with pytest.raises(InputError, match="segment.threshold.value"):
+    with pytest.raises(InputError, match=r"threshold_value: method 'manual' needs `value`"):
         segment.threshold(np.ones((3, 3)), method="manual")
 
 
 def test_unknown_threshold_method():
-    with pytest.raises(InputError, match="segment.threshold.method"):
+    with pytest.raises(InputError, match=r"unknown `method` 'magic'"):
         segment.threshold(np.arange(9.0).reshape(3, 3), method="magic")
+
+
+def test_error_messages_name_parameters_not_config_keys():
+    calls = [
+        lambda: segment.threshold_value(np.arange(9.0), method="multiotsu", classes=3, level=3),
+        lambda: segment.threshold_stack(np.zeros((1, 4, 4)), scope="movie", method="otsu"),
+        lambda: segment.split(np.ones((4, 4), bool), method="intensity"),
+        lambda: segment.split(np.ones((4, 4), bool), method="magic"),
+        lambda: segment.threshold(np.zeros((8, 8)), method="auto"),
+        lambda: segment.threshold_value(np.zeros((8, 8)), method="auto"),
+        lambda: segment.threshold_auto(np.zeros((8, 8)), diameter_px=0),
+    ]
+    expected = ["`level`", "`scope`", "`intensity`", "`method`", "`diameter_px`", "'auto'", "`diameter_px`"]
+    for call, name in zip(calls, expected):
+        with pytest.raises(InputError) as err:
+            call()
+        assert name in str(err.value) and "config key" not in str(err.value)
 
 
 def test_constant_image_gives_empty_mask():
@@ -155,3 +173,145 @@ def test_filter_objects_by_size_and_border():
 def test_empty_mask_gives_empty_labels():
     out = segment.label_frame(np.zeros((10, 10), bool), method="distance")
     assert out.shape == (10, 10) and out.max() == 0
+
+
+# --- 'auto' threshold ---------------------------------------------------------
+
+def _nuclei(shape=(160, 200), seed=0):
+    """Disks of very different brightness on a noisy, tilted background, blurred.
+
+    Returns the image, the truth labels and the truth ids of the dim disks.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    centres = [(40, 40, 600.0), (40, 110, 15.0), (110, 60, 150.0), (115, 150, 25.0), (45, 165, 300.0)]
+    signal = np.zeros(shape, np.float32)
+    truth = np.zeros(shape, np.uint16)
+    for i, (cy, cx, level) in enumerate(centres, start=1):
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= 12**2
+        signal[inside] = level
+        truth[inside] = i
+    image = ndi.gaussian_filter(signal, 1.5) + 100 + 0.2 * xx + rng.normal(0, 2, shape)
+    return image.astype(np.float32), truth, (2, 4)
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_background_noise_reads_level_and_sigma():
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 5, (200, 200))
+    img[50:90, 50:90] += 300  # objects above the background do not bias the estimate
+    level, sigma = segment.background_noise(img)
+    assert abs(level - 100) < 1.5 and 4.5 < sigma < 5.5
+    assert segment.background_noise(np.full((10, 10), 7.0)) == (7.0, 0.0)
+
+
+def test_local_background_follows_gradient_not_objects():
+    yy, xx = np.mgrid[:120, :160]
+    background = 50 + 0.5 * xx
+    img = background.copy()
+    img[40:60, 40:60] += 1000
+    est = segment.local_background(img.astype(np.float32), size_px=40)
+    assert est.shape == img.shape
+    assert np.abs(est - background)[10:-10, 10:-10].max() < 8  # within 8 counts of a 0-80 ramp
+    assert est[50, 50] < background[50, 50] + 8  # the bright square is not background
+
+
+def test_object_level_is_local():
+    c = np.zeros((100, 200), np.float32)
+    c[40:60, 30:50] = 100.0
+    c[40:60, 150:170] = 10.0
+    level = segment.object_level(c, block_px=2, window_px=6, reach_px=10)
+    assert level[50, 40] == pytest.approx(100, rel=0.05)
+    assert level[50, 160] == pytest.approx(10, rel=0.05)  # the bright object does not reach here
+    body = segment.object_level(c, block_px=2, window_px=40, reach_px=4, percentile=50, mask=c > 5)
+    assert body[50, 40] == pytest.approx(100, rel=0.05)  # background tiles are ignored
+
+
+def test_auto_finds_dim_and_bright_nuclei_at_half_maximum():
+    img, truth, dim = _nuclei()
+    sm = segment.smooth(img, size_px=2)
+    mask, value = segment.threshold(sm, method="auto", diameter_px=24)
+    assert np.isfinite(value)
+    labels, n = ndi.label(mask)
+    assert n == truth.max()  # 15 to 600 counts above background: all found, nothing else
+    for i in range(1, truth.max() + 1):  # each at its half maximum: the right size
+        found = labels == np.bincount(labels[truth == i]).argmax()
+        assert _iou(found, truth == i) > 0.9
+    otsu, _ = segment.threshold(sm, method="otsu")
+    assert all(otsu[truth == i].mean() < 0.5 for i in dim)  # a global threshold loses the dim ones
+
+
+def test_auto_keeps_textured_nuclei_whole():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:120, :120]
+    truth = (yy - 60) ** 2 + (xx - 60) ** 2 <= 20**2
+    signal = np.where(truth, 20.0, 0.0)
+    for cy, cx in [(50, 50), (52, 70), (70, 55), (68, 72), (60, 62)]:  # bright foci on a dim body
+        signal[(yy - cy) ** 2 + (xx - cx) ** 2 <= 3**2] = 200.0
+    img = ndi.gaussian_filter(signal, 1.0) + 100 + rng.normal(0, 2, signal.shape)
+    sm = segment.smooth(img.astype(np.float32), size_px=2)
+    mask, _ = segment.threshold(sm, method="auto", diameter_px=40)
+    assert ndi.label(mask)[1] == 1 and _iou(mask, truth) > 0.8
+    # the bright-level rule alone would keep the foci only
+    segment_coverage = segment.AUTO_TEXTURE_COVERAGE
+    try:
+        segment.AUTO_TEXTURE_COVERAGE = 0.0
+        foci, _ = segment.threshold(sm, method="auto", diameter_px=40)
+    finally:
+        segment.AUTO_TEXTURE_COVERAGE = segment_coverage
+    assert foci.sum() < 0.5 * truth.sum()
+
+
+def test_auto_drops_faint_blobs_and_noise():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:100, :100]
+    blob = (yy - 50) ** 2 + (xx - 50) ** 2 <= 10**2
+    noise = rng.normal(0, 2, (100, 100))
+    sm_noise = segment.smooth((100 + noise).astype(np.float32), size_px=2)
+    assert not segment.threshold(sm_noise, method="auto", diameter_px=20)[0].any()
+    faint = segment.smooth((100 + noise + 0.5 * blob).astype(np.float32), size_px=2)  # ~2 sigma
+    strong = segment.smooth((100 + noise + 10 * blob).astype(np.float32), size_px=2)
+    assert not segment.threshold(faint, method="auto", diameter_px=20)[0].any()
+    assert _iou(segment.threshold(strong, method="auto", diameter_px=20)[0], blob) > 0.85
+
+
+def test_auto_correction_tightens():
+    img, truth, _ = _nuclei()
+    sm = segment.smooth(img, size_px=2)
+    loose, _ = segment.threshold(sm, method="auto", diameter_px=24)
+    tight, _ = segment.threshold(sm, method="auto", diameter_px=24, correction=1.5)
+    assert tight.sum() < loose.sum() and (tight & ~loose).sum() == 0
+
+
+def test_auto_stack_scope_works_per_frame():
+    img, truth, _ = _nuclei()
+    stack = np.stack([img, img * 2]).astype(np.float32)
+    masks, values = segment.threshold_stack(stack, scope="stack", method="auto", diameter_px=24)
+    assert masks.shape == stack.shape and values[1] > values[0]
+    assert (masks[0] == masks[1]).mean() > 0.99
+
+
+def test_auto_constant_and_tiny_images():
+    mask, _ = segment.threshold(np.full((16, 16), 5.0), method="auto", diameter_px=8)
+    assert not mask.any()
+    img = np.zeros((12, 12), np.float32)
+    img[4:8, 4:8] = 100
+    mask, _ = segment.threshold(img, method="auto", diameter_px=40)  # image smaller than the windows
+    assert mask[5, 5] and not mask[0, 0]
+
+
+def test_smoothed_distance_transform_removes_spurious_seeds():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:60, :100]
+    noise = ndi.gaussian_filter(rng.normal(0, 1, yy.shape), 1.5)
+    dist = np.hypot(yy - 30, xx - np.clip(xx, 25, 75))  # a capsule 68 x 18 px with a rough outline
+    mask = ndi.binary_fill_holes(dist + 0.5 * noise / noise.std() < 9)
+    raw = segment.split(mask, method="distance", min_distance_px=6).max()
+    smoothed = segment.split(mask, method="distance", min_distance_px=6, sigma_px=2).max()
+    assert smoothed < raw
+    _, truth = disks()
+    labels = segment.label_frame(truth > 0, method="distance", min_distance_px=5, sigma_px=1)
+    assert labels.max() == 3  # touching disks are still split
