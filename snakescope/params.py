@@ -22,7 +22,9 @@ SMOOTH_SIGMA_PER_DIAMETER = 1 / 12
 SMOOTH_WINDOW_PER_DIAMETER = 1 / 6
 MIN_DIAMETER_PER_DIAMETER = 0.4
 MAX_DIAMETER_PER_DIAMETER = 3.0
-PEAK_SPACING_PER_DIAMETER = 0.4
+PEAK_SPACING_PER_DIAMETER = 0.25
+#: Gaussian smoothing of the distance transform before seeds are found (split.sigma).
+SPLIT_SIGMA_PER_DIAMETER = 0.05
 LOCAL_BLOCK_PER_DIAMETER = 3.0
 #: Smallest object diameter accepted (px): below it every size parameter degenerates.
 MIN_DIAMETER_PX = 2.0
@@ -122,6 +124,7 @@ def threshold_params(threshold: Mapping[str, Any], *, diameter: float | str, pix
         "level": int(threshold["level"]),
         "block_size_px": block if block is not None else d * LOCAL_BLOCK_PER_DIAMETER,
         "offset": float(threshold["offset"]),
+        "diameter_px": d,
     }
 
 
@@ -163,10 +166,12 @@ def split_params(split: Mapping[str, Any], refine: Mapping[str, Any], *, diamete
     d = diameter_px(diameter, pixel_size_um=pixel_size_um, prefix=prefix)
     min_d, max_d = _sizes(refine, d, pixel_size_um, prefix)
     spacing = to_px(split["min_distance"], pixel_size_um=pixel_size_um, key=f"{prefix}.split.min_distance")
+    sigma = to_px(split["sigma"], pixel_size_um=pixel_size_um, key=f"{prefix}.split.sigma")
     return {
         "method": split["method"],
         "min_distance_px": d * PEAK_SPACING_PER_DIAMETER if spacing is None else spacing,
         "h_px": to_px(split["h"], pixel_size_um=pixel_size_um, key=f"{prefix}.split.h"),
+        "sigma_px": d * SPLIT_SIGMA_PER_DIAMETER if sigma is None else sigma,
         "min_diameter_px": min_d,
         "max_diameter_px": max_d,
         "clear_border": bool(refine["clear_border"]),

@@ -21,7 +21,7 @@ def test_shipped_configs_are_valid():
 def test_defaults_filled():
     cfg = with_defaults(base())
     seg = cfg["datasets"]["d"]["segment"]
-    assert seg["threshold"]["method"] == "otsu" and seg["split"]["method"] == "distance"
+    assert seg["threshold"]["method"] == "auto" and seg["split"]["method"] == "distance"
     assert cfg["datasets"]["d"]["ground_truth"] is None
 
 

@@ -28,9 +28,9 @@ def test_defaults_follow_diameter(segment_defaults):
     sm = params.smooth_params(seg["smooth"], diameter=24, pixel_size_um=None)
     assert sm == {"method": "gaussian", "size_px": pytest.approx(2.0)}
     th = params.threshold_params(seg["threshold"], diameter=24, pixel_size_um=None)
-    assert th["block_size_px"] == pytest.approx(72) and th["method"] == "otsu"
+    assert th["block_size_px"] == pytest.approx(72) and th["method"] == "auto" and th["diameter_px"] == 24
     sp = params.split_params(seg["split"], seg["refine"], diameter=24, pixel_size_um=None)
-    assert sp["min_distance_px"] == pytest.approx(9.6)
+    assert sp["min_distance_px"] == pytest.approx(6.0) and sp["sigma_px"] == pytest.approx(1.2)
     assert sp["min_diameter_px"] == pytest.approx(9.6) and sp["max_diameter_px"] == pytest.approx(72)
 
 
