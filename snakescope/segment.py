@@ -315,8 +315,10 @@ def _significant(mask: np.ndarray, peak_map: np.ndarray, min_peak: float) -> np.
     labels, n = ndi.label(mask)
     if n == 0:
         return mask
-    peaks = ndi.maximum(peak_map, labels, np.arange(1, n + 1))
-    keep = np.concatenate([[False], np.asarray(peaks) >= min_peak])
+    peaks = np.full(n + 1, -np.inf)
+    np.maximum.at(peaks, labels[mask], peak_map[mask])
+    keep = peaks >= min_peak
+    keep[0] = False
     return keep[labels]
 
 
