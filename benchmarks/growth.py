@@ -44,7 +44,7 @@ def steps_table() -> pd.DataFrame:
         img = make_image(0, size).astype(np.float32)
         d = 18
         sm = segment.smooth(img, size_px=d / 12)
-        mask, _ = segment.threshold(sm)
+        mask, _ = segment.threshold(sm, method="otsu")
         ref = segment.refine(mask, min_diameter_px=0.4 * d)
         lab = segment.label_frame(ref, min_distance_px=0.4 * d, min_diameter_px=0.4 * d, max_diameter_px=3 * d)
         ring = rings.ring_labels(lab, inner_px=2, width_px=3, buffer_px=2)
@@ -53,7 +53,7 @@ def steps_table() -> pd.DataFrame:
             "size": f"{size}^2",
             "objects": int(lab.max()),
             "smooth": best(lambda: segment.smooth(img, size_px=d / 12)),
-            "threshold": best(lambda: segment.threshold(sm)),
+            "threshold": best(lambda: segment.threshold(sm, method="otsu")),
             "refine": best(lambda: segment.refine(mask, min_diameter_px=0.4 * d)),
             "split": best(lambda: segment.label_frame(ref, min_distance_px=0.4 * d, min_diameter_px=0.4 * d,
                                                       max_diameter_px=3 * d)),
