@@ -276,7 +276,7 @@ def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequenc
     the images' metadata as ``meta_<name>`` columns; CSV and the same as Parquet."""
     table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
                                     dataset=dataset)
-    per_frame = pd.concat([io.read_table(p) for p in frames], ignore_index=True)
+    per_frame = _concat(frames)
     summary = tables_lib.image_table(table, per_frame, dataset=dataset)
     for frame, csv, parquet in ((table, objects, objects_parquet), (summary, images, images_parquet)):
         frame = tables_lib.add_metadata(frame, metadata or {})
@@ -352,6 +352,19 @@ def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Se
 # --------------------------------------------------------------------------
 
 
+def _concat(paths: Sequence[str]) -> pd.DataFrame:
+    return pd.concat([io.read_table(p) for p in paths], ignore_index=True)
+
+
+def _write_summary(table: pd.DataFrame, summary: str, dataset: str) -> pd.DataFrame:
+    """Write a dataset summary with the ``dataset`` column first."""
+    table.insert(0, "dataset", dataset)
+    io.write_table(table, summary)
+    return table
+
+
+
+
 def _truth_stack(truth: str, image: str) -> np.ndarray:
     try:
         return io.read_stack(truth)[0]
@@ -377,9 +390,7 @@ def validate_segmentation(*, labels: str, truth: str, scores: str, image: str) -
 @uses(validate)
 def validation_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """Scores per image and pooled over the dataset (``image = ALL``)."""
-    table = validate.pooled_segmentation(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
-    table.insert(0, "dataset", dataset)
-    io.write_table(table, summary)
+    table = _write_summary(validate.pooled_segmentation(_concat(tables)), summary, dataset)
     at50 = table[(table["image"] == validate.POOLED) & np.isclose(table["iou_threshold"], 0.5)].iloc[0]
     log.info("%s: F1@0.5 = %.3f (precision %.3f, recall %.3f)", dataset, at50.f1, at50.precision, at50.recall)
 
@@ -408,9 +419,7 @@ def validate_cn(*, labels: str, truth: str, ring_table: str, cn_truth: str, scor
 @uses(validate)
 def cn_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """C/N errors per image and pooled (``image = ALL``)."""
-    table = validate.cn_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
-    table.insert(0, "dataset", dataset)
-    io.write_table(table, summary)
+    table = _write_summary(validate.cn_summary(_concat(tables)), summary, dataset)
     pooled = table.iloc[-1]
     log.info("%s: C/N median |rel error| %.4f, r = %.4f", dataset, pooled.median_abs_rel_error, pooled.pearson_r)
 
@@ -435,9 +444,7 @@ def validate_tracking(*, ctc: str, truth: str, truth_tracks: str, scores: str, i
 @uses(validate)
 def tracking_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """Tracking measures per image and their mean over images (``image = ALL``)."""
-    table = validate.tracking_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
-    table.insert(0, "dataset", dataset)
-    io.write_table(table, summary)
+    _write_summary(validate.tracking_summary(_concat(tables)), summary, dataset)
 
 
 @uses(ctc, track_lib)
@@ -467,9 +474,7 @@ def validate_ctc(*, result: str, labels: str, truth: str, scores: str, image: st
 @uses(validate)
 def ctc_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """CTC measures per image and their mean over images (``image = ALL``)."""
-    table = validate.tracking_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
-    table.insert(0, "dataset", dataset)
-    io.write_table(table, summary)
+    _write_summary(validate.tracking_summary(_concat(tables)), summary, dataset)
 
 
 @uses(validate)
@@ -489,9 +494,7 @@ def validate_sizes(*, labels: str, truth: str, measurements: str, sizes_truth: s
 @uses(validate)
 def sizes_summary(*, tables: Sequence[str], summary: str, dataset: str) -> None:
     """Rod size errors per image and pooled (``image = ALL``)."""
-    table = validate.size_summary(pd.concat([io.read_table(p) for p in tables], ignore_index=True))
-    table.insert(0, "dataset", dataset)
-    io.write_table(table, summary)
+    _write_summary(validate.size_summary(_concat(tables)), summary, dataset)
 
 
 # --------------------------------------------------------------------------

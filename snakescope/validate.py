@@ -116,6 +116,23 @@ def pool_scores(per_frame: pd.DataFrame) -> pd.DataFrame:
 POOLED = "ALL"
 
 
+def _per_frame(who: str, truth: np.ndarray, pred: np.ndarray, frame_table) -> pd.DataFrame:
+    """``frame_table(truth2d, pred2d)`` of every frame of two ``TYX`` stacks, with ``frame`` first."""
+    truth = np.asarray(truth)
+    pred = np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise InputError(
+            f"{who}: truth has shape {truth.shape} (TYX) but pred has {pred.shape}; "
+            "give one label image per image with the same frames and Y/X size"
+        )
+    parts = []
+    for t in range(truth.shape[0]):
+        table = frame_table(truth[t], pred[t])
+        table.insert(0, "frame", t)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
 def matched_pairs(truth: np.ndarray, pred: np.ndarray, *, min_iou: float = 0.5) -> pd.DataFrame:
     """One-to-one matches with IoU ≥ ``min_iou`` between two ``TYX`` label stacks.
 
@@ -124,38 +141,18 @@ def matched_pairs(truth: np.ndarray, pred: np.ndarray, *, min_iou: float = 0.5) 
     DataFrame
         ``frame, true_label, pred_label, iou``, one row per matched pair.
     """
-    truth = np.asarray(truth)
-    pred = np.asarray(pred)
-    if truth.shape != pred.shape:
-        raise InputError(
-            f"matched_pairs: truth has shape {truth.shape} but pred has {pred.shape}; "
-            "give label stacks with the same frames and Y/X size"
-        )
-    parts = []
-    for t in range(truth.shape[0]):
-        m = match(truth[t], pred[t])
-        m = m[m["iou"] >= min_iou]
-        m.insert(0, "frame", t)
-        parts.append(m)
-    return pd.concat(parts, ignore_index=True)
+
+    def pairs(t2d: np.ndarray, p2d: np.ndarray) -> pd.DataFrame:
+        m = match(t2d, p2d)
+        return m[m["iou"] >= min_iou].copy()
+
+    return _per_frame("matched_pairs", truth, pred, pairs)
 
 
 def segmentation_scores(truth: np.ndarray, pred: np.ndarray, *,
                         thresholds: Sequence[float] = IOU_THRESHOLDS) -> pd.DataFrame:
     """:func:`scores` of every frame of two ``TYX`` label stacks (column ``frame`` first)."""
-    truth = np.asarray(truth)
-    pred = np.asarray(pred)
-    if truth.shape != pred.shape:
-        raise InputError(
-            f"segmentation_scores: truth has shape {truth.shape} (TYX) but pred has {pred.shape}; "
-            "give one label image per image with the same frames and Y/X size"
-        )
-    tables = []
-    for t in range(pred.shape[0]):
-        s = scores(truth[t], pred[t], thresholds=thresholds)
-        s.insert(0, "frame", t)
-        tables.append(s)
-    return pd.concat(tables, ignore_index=True)
+    return _per_frame("segmentation_scores", truth, pred, lambda t2d, p2d: scores(t2d, p2d, thresholds=thresholds))
 
 
 def with_pooled(table: pd.DataFrame, summarise, *, by: str = "image") -> pd.DataFrame:
