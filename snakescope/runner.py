@@ -65,6 +65,21 @@ def _reset_pool(broken: ProcessPoolExecutor) -> None:
             _pool = None
 
 
+def _run_isolated(step: Callable[..., None], kwargs: Mapping[str, Any], log: str | None,
+                  benchmark: str | None) -> str | None:
+    """Run one job in a one-worker pool of its own (the retry after a broken pool)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    solo = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init)
+    try:
+        return solo.submit(execute, step, dict(kwargs), log, benchmark).result()
+    except BrokenProcessPool:
+        return (f"{step.__name__}: the worker process died twice (killed, out of memory or crashed) "
+                f"on this job; see {log or 'the log'}, check memory, and rerun")
+    finally:
+        solo.shutdown(wait=True, cancel_futures=True)
+
+
 #: Columns of a benchmark record (those of Snakemake's ``benchmark:`` files that
 #: a worker can measure for its own step).
 BENCHMARK_COLUMNS = ("s", "h:m:s", "max_rss", "cpu_time", "io_in", "io_out")
@@ -191,16 +206,14 @@ def run(step: Callable[..., None], kwargs: Mapping[str, Any], *, log: str | None
         message = execute(step, dict(kwargs), log, benchmark)
     else:
         # A worker that dies breaks the whole pool: every job in flight sees
-        # BrokenProcessPool. Each is retried once in a fresh pool, so only the job
-        # that kills its worker again fails.
-        for attempt in (1, 2):
-            pool = _get_pool(workers)
-            try:
-                message = pool.submit(execute, step, dict(kwargs), log, benchmark).result()
-                break
-            except BrokenProcessPool:
-                _reset_pool(pool)
-                message = (f"{step.__name__}: the worker process died twice (killed, out of memory or crashed) "
-                           f"on this job; see {log or 'the log'}, check memory, and rerun")
+        # BrokenProcessPool, not only the one whose worker died. Each is retried
+        # once alone in a one-worker pool of its own, so a job that was merely in
+        # flight succeeds and only the job that kills its worker again fails.
+        pool = _get_pool(workers)
+        try:
+            message = pool.submit(execute, step, dict(kwargs), log, benchmark).result()
+        except BrokenProcessPool:
+            _reset_pool(pool)
+            message = _run_isolated(step, kwargs, log, benchmark)
     if message:
         raise StepError(message)
