@@ -320,3 +320,16 @@ def resolve_diameter(diameter: float | str, estimate: str | None) -> float | str
 
     value = float(pd.read_csv(estimate)["diameter_px"].iloc[0])
     return f"{value:.6g}px"
+
+
+def frames_splittable(segment_settings: Mapping[str, Any]) -> bool:
+    """Whether the chain of a movie can run on frame ranges with results identical
+    to one pass: every step works frame by frame (not a stack-wide threshold,
+    not a model or external labels that see the whole stack)."""
+    method = segment_settings["method"]
+    if method == "log_edges":
+        return True
+    if method != "threshold":
+        return False
+    thr = segment_settings["threshold"]
+    return thr.get("scope", "frame") == "frame" or thr["method"] in ("auto", "local")

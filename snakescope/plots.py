@@ -35,9 +35,12 @@ colour-blind-safe Okabe-Ito palette of the style. Time axes show minutes when
 from __future__ import annotations
 
 import contextlib
+import io as _io
 import math
 import os
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -48,11 +51,12 @@ import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import EngFormatter
-from skimage.segmentation import find_boundaries
+from matplotlib.transforms import Affine2D, Bbox, IdentityTransform, TransformedBbox
 
 from snakescope.errors import InputError
 from snakescope.io import atomic_path
@@ -328,9 +332,21 @@ def label_colors(ids, *, cmap: str = "hsv") -> np.ndarray:
 
 
 def _label_rgb(labels: np.ndarray, cmap: str) -> np.ndarray:
-    """RGB image of a label image: background black, each id its :func:`label_colors`."""
+    """RGB image (float32 in [0, 1]) of a label image: background black, each id its
+    :func:`label_colors` (a look-up table indexed by the labels when the ids are small
+    non-negative integers, else :func:`numpy.unique`)."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        labels = labels.view(np.uint8)
+    top = int(labels.max()) if labels.size else 0
+    if labels.dtype.kind == "u" or (labels.dtype.kind == "i" and (labels.size == 0 or labels.min() >= 0)):
+        if top <= max(4 * labels.size, 1 << 16):
+            lut = np.zeros((top + 1, 3), np.float32)
+            if top:
+                lut[1:] = label_colors(np.arange(1, top + 1), cmap=cmap)
+            return lut[labels]
     ids, inverse = np.unique(labels, return_inverse=True)
-    lut = np.zeros((ids.size, 3))
+    lut = np.zeros((ids.size, 3), np.float32)
     fg = ids > 0
     lut[fg] = label_colors(ids[fg], cmap=cmap)
     return lut[inverse.reshape(labels.shape)]
@@ -338,6 +354,26 @@ def _label_rgb(labels: np.ndarray, cmap: str) -> np.ndarray:
 
 def _centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ids, centroid y, centroid x and area (px) of every label > 0."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        labels = labels.view(np.uint8)
+    small = labels.dtype.kind == "u" or (labels.dtype.kind == "i" and (labels.size == 0 or labels.min() >= 0))
+    if small and labels.size and int(labels.max()) <= max(4 * labels.size, 1 << 16):
+        # one pass per moment with bincount (no sort): sums over rows, then over columns
+        flat = labels.reshape(-1).astype(np.intp, copy=False)
+        counts = np.bincount(flat)
+        present = np.flatnonzero(counts)
+        present = present[present > 0]
+        if present.size == 0:
+            empty = np.zeros(0)
+            return empty.astype(np.int64), empty, empty, empty
+        h, w = labels.shape
+        rows = np.repeat(np.arange(h, dtype=np.float64), w)
+        cols = np.tile(np.arange(w, dtype=np.float64), h)
+        n = counts[present].astype(float)
+        cy = np.bincount(flat, weights=rows, minlength=counts.size)[present] / n
+        cx = np.bincount(flat, weights=cols, minlength=counts.size)[present] / n
+        return present.astype(np.int64), cy, cx, n
     flat = labels.ravel()
     fg = np.flatnonzero(flat)
     if fg.size == 0:
@@ -351,32 +387,139 @@ def _centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return ids.astype(np.int64), cy, cx, counts
 
 
+def inner_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Outermost pixels of every object: a label > 0 with a 4-neighbour of another value.
+
+    The same pixels as ``skimage.segmentation.find_boundaries(labels,
+    mode="inner")`` (connectivity 1; the image border is not a boundary), from
+    four array comparisons instead of a grey dilation and erosion (~10x faster).
+
+    Parameters
+    ----------
+    labels : ndarray
+        2-D label image (any integer or bool dtype; 0 is background).
+
+    Returns
+    -------
+    ndarray of bool
+        Same shape as `labels`.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise InputError(f"inner_boundaries: expected a 2-D label image, got shape {lab.shape}")
+    edge = np.zeros(lab.shape, bool)
+    if lab.size == 0:
+        return edge
+    rows = lab[1:] != lab[:-1]
+    edge[1:] |= rows
+    edge[:-1] |= rows
+    cols = lab[:, 1:] != lab[:, :-1]
+    edge[:, 1:] |= cols
+    edge[:, :-1] |= cols
+    edge &= lab != 0
+    return edge
+
+
 def _overlay_rgba(image: np.ndarray, labels2d: np.ndarray, rings2d: np.ndarray | None, *,
                  vmin: float, vmax: float, cmap: str, nucleus_color: str,
                  ring_color: str) -> np.ndarray:
     """Opaque RGBA uint8 composite: the contrast-stretched image through `cmap`, ring
     boundaries in `ring_color` and object boundaries in `nucleus_color` on top.
 
-    Boundaries are :func:`skimage.segmentation.find_boundaries` with
-    ``mode="inner"`` (the outermost pixels of every object). One pre-composed
-    RGBA uint8 image renders several times faster than a colour-mapped image
-    plus a transparent overlay.
+    Boundaries are :func:`inner_boundaries` (those of
+    :func:`skimage.segmentation.find_boundaries` with ``mode="inner"``: the
+    outermost pixels of every object). One pre-composed RGBA uint8 image renders
+    several times faster than a colour-mapped image plus a transparent overlay.
     """
-    scaled = (np.asarray(image, dtype=np.float32) - vmin) * np.float32(255 / (vmax - vmin))
-    index = np.clip(scaled, 0, 255).astype(np.uint8)
+    scaled = (np.asarray(image, dtype=np.float32) - np.float32(vmin)) * np.float32(255 / (vmax - vmin))
+    np.clip(scaled, 0, 255, out=scaled)
+    index = scaled.astype(np.uint8)
     lut = matplotlib.colormaps[cmap](np.arange(256) / 255, bytes=True)
     lut[:, 3] = 255
-    rgba = lut[index]
+    # one 32-bit gather per pixel instead of four 8-bit ones
+    packed = lut.view(np.uint32).ravel()[index]
     if rings2d is not None:
-        rgba[find_boundaries(rings2d, mode="inner")] = _rgba_bytes(ring_color)
-    rgba[find_boundaries(labels2d, mode="inner")] = _rgba_bytes(nucleus_color)
-    return rgba
+        packed[inner_boundaries(rings2d)] = _rgba_bytes(ring_color).view(np.uint32)[0]
+    packed[inner_boundaries(labels2d)] = _rgba_bytes(nucleus_color).view(np.uint32)[0]
+    return packed.view(np.uint8).reshape(packed.shape + (4,))
 
 
 def _rgba_bytes(color: str) -> np.ndarray:
     """Opaque RGBA uint8 of a colour."""
     rgb = np.round(np.array(to_rgba(color)[:3]) * 255).astype(np.uint8)
     return np.append(rgb, np.uint8(255))
+
+
+class _PixelImage(AxesImage):
+    """An :class:`~matplotlib.image.AxesImage` that raster backends draw by
+    nearest-neighbour look-up.
+
+    Agg resamples an image through a general affine filter pipeline (~50 ms for
+    a 1024 x 1024 RGBA image at 200 dpi); an unrotated, unscaled-alpha image
+    shown with ``interpolation="none"`` or ``"nearest"`` needs only one row and
+    one column index per output pixel: the source pixel under the output
+    pixel's centre, as Agg's nearest filter picks it. Anything else (vector
+    output, other interpolations, alpha, rotated transforms) is drawn by
+    matplotlib as usual.
+    """
+
+    def make_image(self, renderer, magnification=1.0, unsampled=False):
+        fast = None if unsampled else self._nearest_image(magnification)
+        if fast is None:
+            return super().make_image(renderer, magnification, unsampled)
+        return fast
+
+    def _nearest_image(self, magnification: float):
+        A = self._A
+        if (A is None or A.size == 0 or self.get_interpolation() not in ("none", "nearest")
+                or self.get_alpha() is not None or not (A.ndim == 2 or (A.ndim == 3 and A.shape[2] in (3, 4)))):
+            return None
+        # output box as in AxesImage.make_image / _ImageBase._make_image
+        x1, x2, y1, y2 = self.get_extent()
+        bbox = Bbox(np.array([[x1, y1], [x2, y2]]))
+        out_bbox = TransformedBbox(bbox, self.get_transform())
+        clip = ((self.get_clip_box() or self.axes.bbox) if self.get_clip_on()
+                else self.get_figure(root=True).bbox)
+        clipped = Bbox.intersection(out_bbox, clip)
+        if clipped is None:
+            return None, 0, 0, None
+        e = clipped.extents * magnification
+        bx0 = np.floor(e[0] + 0.5)
+        by0 = np.ceil(e[1] - 0.5 - 1e-8)
+        bx1 = np.floor(e[2] + 0.5 + 1e-8)
+        by1 = np.ceil(e[3] - 0.5)
+        width, height = int(bx1 - bx0), int(by1 - by0)
+        if width <= 0 or height <= 0:
+            return None, 0, 0, None
+        t0 = (Affine2D().translate(0, -A.shape[0]).scale(1, -1) if self.origin == "upper"
+              else IdentityTransform())
+        t0 += (Affine2D().scale(bbox.width / A.shape[1], bbox.height / A.shape[0])
+               .translate(bbox.x0, bbox.y0) + self.get_transform())
+        t = t0 + Affine2D().scale(magnification).translate(-bx0, -by0)
+        if not t.is_affine:
+            return None
+        m = t.get_matrix()
+        if m[0, 1] != 0 or m[1, 0] != 0 or m[0, 0] == 0 or m[1, 1] == 0:
+            return None
+        # source pixel under the centre of every output column / row (row 0 = bottom)
+        cols = np.floor((np.arange(width) + 0.5 - m[0, 2]) / m[0, 0]).astype(np.intp)
+        rows = np.floor((np.arange(height) + 0.5 - m[1, 2]) / m[1, 1]).astype(np.intp)
+        np.clip(cols, 0, A.shape[1] - 1, out=cols)
+        np.clip(rows, 0, A.shape[0] - 1, out=rows)
+        if A.ndim == 3 and A.dtype == np.uint8 and A.shape[2] == 4 and not np.ma.is_masked(A):
+            packed = np.ascontiguousarray(np.ma.getdata(A)).view(np.uint32)[..., 0]
+            out = packed.take(rows, axis=0).take(cols, axis=1)
+            output = out.view(np.uint8).reshape(out.shape + (4,))
+        else:
+            output = self.to_rgba(A[rows][:, cols], bytes=True, norm=(A.ndim == 2))
+        return output, bx0 / magnification, by0 / magnification, t
+
+
+def _show_pixels(ax, data, **kwargs) -> AxesImage:
+    """``ax.imshow(data, interpolation="none", **kwargs)`` drawn by :class:`_PixelImage`."""
+    image = ax.imshow(data, interpolation="none", **kwargs)
+    image.__class__ = _PixelImage  # same state, faster raster drawing
+    return image
 
 
 def _scale_bar(ax, width_px: int, pixel_size_um: float) -> None:
@@ -416,22 +559,38 @@ def _id_path(texts: Sequence[str], cx: np.ndarray, cy: np.ndarray, em: float) ->
     """One compound path of all `texts` centred on (cx, cy), `em` data units per em.
 
     Drawing ids as one path instead of one Text artist each is ~100x faster to
-    render for hundreds of objects; y points down (image coordinates).
+    render for hundreds of objects; y points down (image coordinates). The
+    glyphs are placed per character with array operations (the subpaths of a
+    compound path may come in any order).
     """
     outlines, advance, cap = _glyphs(texts)
-    vertices, codes = [], []
-    for text, x, y in zip(texts, cx, cy):
-        width = sum(advance[ch] for ch in text)
-        pen = -width / 2
+    cx = np.asarray(cx, dtype=float)
+    cy = np.asarray(cy, dtype=float)
+    # pen position (in em) of every character, relative to the centre of its text
+    chars, owners, pens = [], [], []
+    for i, text in enumerate(texts):
+        pen = -sum(advance[ch] for ch in text) / 2
         for ch in text:
-            glyph = outlines[ch]
-            if len(glyph.vertices):
-                v = glyph.vertices.copy()
-                v[:, 0] = x + (v[:, 0] + pen) * em
-                v[:, 1] = y - (v[:, 1] - cap / 2) * em
-                vertices.append(v)
-                codes.append(glyph.codes)
+            chars.append(ch)
+            owners.append(i)
+            pens.append(pen)
             pen += advance[ch]
+    chars_arr = np.array(chars)
+    owners_arr = np.array(owners, dtype=np.intp)
+    pens_arr = np.array(pens, dtype=float)
+    vertices, codes = [], []
+    for ch in sorted(set(chars)):
+        glyph = outlines[ch]
+        if not len(glyph.vertices):
+            continue
+        pick = chars_arr == ch
+        x0 = cx[owners_arr[pick]] + pens_arr[pick] * em
+        y0 = cy[owners_arr[pick]] + cap / 2 * em
+        v = np.empty((x0.size, len(glyph.vertices), 2))
+        v[..., 0] = x0[:, None] + glyph.vertices[None, :, 0] * em
+        v[..., 1] = y0[:, None] - glyph.vertices[None, :, 1] * em
+        vertices.append(v.reshape(-1, 2))
+        codes.append(np.tile(glyph.codes, x0.size))
     if not vertices:
         return MplPath(np.zeros((0, 2)))
     return MplPath(np.concatenate(vertices), np.concatenate(codes))
@@ -458,9 +617,8 @@ def _draw_overlay(ax, image2d, labels2d, rings2d, *, ids: bool | Mapping[int, ob
         _note(ax, "no data: empty image")
         return
     vmin, vmax = _contrast(image, contrast_percentiles)
-    ax.imshow(_overlay_rgba(image, labels, rings, vmin=vmin, vmax=vmax, cmap=cmap,
-                           nucleus_color=nucleus_color, ring_color=ring_color),
-              interpolation="none")
+    _show_pixels(ax, _overlay_rgba(image, labels, rings, vmin=vmin, vmax=vmax, cmap=cmap,
+                                   nucleus_color=nucleus_color, ring_color=ring_color))
     obj_ids, cy, cx, areas = _centroids(labels)
     summary = f"{obj_ids.size} objects"
     if ids and obj_ids.size:
@@ -810,12 +968,12 @@ def mask_labels_panel(
         fig, axes = _image_grid(3, ncols=3, panel_in=panel_in, aspect=_aspect(image),
                                 top_in=0.3 if title else 0.04, bottom_in=0.04)
         vmin, vmax = _contrast(image, contrast_percentiles)
-        axes[0].imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="none")
+        _show_pixels(axes[0], image, cmap="gray", vmin=vmin, vmax=vmax)
         axes[0].set_title("raw", loc="left")
         fg = mask > 0
-        axes[1].imshow(fg, cmap="gray", vmin=0, vmax=1, interpolation="none")
+        _show_pixels(axes[1], fg, cmap="gray", vmin=0, vmax=1)
         axes[1].set_title(f"mask ({100 * fg.mean():.1f} % foreground)", loc="left")
-        axes[2].imshow(_label_rgb(labels, cmap), interpolation="none")
+        _show_pixels(axes[2], _label_rgb(labels, cmap))
         n = int(np.unique(labels[labels > 0]).size)
         axes[2].set_title(f"labels (n = {n})", loc="left")
         for ax in axes:

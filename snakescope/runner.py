@@ -217,3 +217,93 @@ def run(step: Callable[..., None], kwargs: Mapping[str, Any], *, log: str | None
             message = _run_isolated(step, kwargs, log, benchmark)
     if message:
         raise StepError(message)
+
+
+def _frame_ranges(n_frames: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous, nearly equal ranges covering ``range(n_frames)``."""
+    parts = max(1, min(parts, n_frames))
+    edges = [round(i * n_frames / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, Any]], *,
+              part: Callable[..., None], diameter: Callable[..., None], tables: Callable[..., None],
+              tables_kwargs: Mapping[str, Any],
+              frames: Mapping[str, int], splittable: bool, log: str, log_dir: str, benchmark_dir: str,
+              threads: int, workers: int) -> None:
+    """Run the per-image chain of a batch of images in the warm pool, then its table shards.
+
+    ``plan`` maps image name -> keyword arguments of ``image_step``. Up to
+    ``threads`` images run at once. When the batch has fewer images than
+    ``threads`` and ``splittable`` is true, the frames of each movie are split
+    among the spare workers (``part`` on frame ranges, joined by ``image_step``;
+    ``diameter`` first when the diameter is estimated), with results identical
+    to one pass. ``tables`` then writes the batch's table shards. Each image logs to ``log_dir/<image>.log``
+    and writes a benchmark record to ``benchmark_dir/<image>.tsv``; ``log``
+    lists the images and where their logs are.
+
+    Raises
+    ------
+    StepError
+        Naming the first image that failed (the others of the batch still run).
+    """
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, int(threads))
+    os.makedirs(log_dir, exist_ok=True)
+    split = max(1, threads // max(1, len(plan))) if splittable else 1
+
+    def one(name: str) -> None:
+        kwargs = dict(plan[name])
+        unit_log = os.path.join(log_dir, f"{name}.log")
+        benchmark = os.path.join(benchmark_dir, f"{name}.tsv")
+        ranges = _frame_ranges(frames.get(name, 1), split)
+        if len(ranges) < 2:
+            run(image_step, kwargs, log=unit_log, benchmark=benchmark, workers=workers)
+            return
+        tmp = os.path.join(log_dir, f".parts-{name}")
+        os.makedirs(tmp, exist_ok=True)
+        try:
+            common = {k: kwargs[k] for k in ("image", "name", "reading", "segment_settings", "settings", "rings",
+                                             "saturation", "rods")}
+            if kwargs["segment_settings"]["diameter"] == "auto":  # every part needs the estimate first
+                run(diameter, {"image": kwargs["image"], "estimate": kwargs["estimate"], "name": name,
+                                     "reading": kwargs["reading"], "channel": kwargs["segment_settings"]["channel"],
+                                     "invert": kwargs["invert"]}, log=os.path.join(log_dir, f"{name}.diameter.log"),
+                    workers=workers)
+                common["estimate"] = kwargs["estimate"]
+            paths = [os.path.join(tmp, f"{a:06d}.pkl") for a, _ in ranges]
+            with ThreadPoolExecutor(len(ranges)) as pool:
+                futures = [pool.submit(run, part, {**common, "first": a, "stop": b, "part": p},
+                                       log=os.path.join(log_dir, f"{name}.frames-{a}-{b}.log"), workers=workers)
+                           for (a, b), p in zip(ranges, paths)]
+                for future in futures:
+                    future.result()
+            run(image_step, {**kwargs, "parts": paths}, log=unit_log, benchmark=benchmark, workers=workers)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    names = list(plan)
+    failures: list[str] = []
+    start = time.perf_counter()
+    with ThreadPoolExecutor(min(threads, len(names)) or 1) as pool:
+        for name, future in zip(names, [pool.submit(one, n) for n in names]):
+            try:
+                future.result()
+            except StepError as exc:
+                failures.append(f"{name}: {exc}")
+    if not failures:
+        run(tables, tables_kwargs, log=os.path.join(log_dir, "tables.log"), workers=workers)
+    from .io import atomic_path
+
+    with atomic_path(log) as tmp_log, open(tmp_log, "w", encoding="utf-8") as fh:
+        fh.write(f"batch of {len(names)} image(s), {threads} at once"
+                 f"{f', frames split {split} ways' if split > 1 else ''}; "
+                 f"{time.perf_counter() - start:.2f} s\n")
+        fh.write(f"per-image logs: {log_dir}/<image>.log\n")
+        fh.writelines(f"image {n}\n" for n in names)
+        fh.writelines(f"FAILED {f}\n" for f in failures)
+    if failures:
+        more = f" (and {len(failures) - 1} more image(s) of this batch; see {log})" if len(failures) > 1 else ""
+        raise StepError(failures[0] + more)

@@ -98,6 +98,10 @@ def diameter(*, image: str, estimate: str, name: str, reading: Mapping[str, Any]
     scale-space blobs of a few frames of the segmentation channel; one row
     ``image, diameter_px, q25_px, q75_px, n_blobs, n_frames, at_limit``."""
     img = _read(image, reading)
+    io.write_table(_estimated_diameter(img, name=name, channel=channel, invert=invert), estimate)
+
+
+def _estimated_diameter(img: io.Image, *, name: str, channel: str | None, invert: bool) -> pd.DataFrame:
     stack = img.channel(channel if channel is not None else img.channels[0])
     with config_key("segment.diameter"):
         value, details = diameter_lib.estimate_diameter_stack(stack, invert=invert, return_details=True,
@@ -109,15 +113,12 @@ def diameter(*, image: str, estimate: str, name: str, reading: Mapping[str, Any]
            "n_blobs": int(frames["n_blobs"].sum()) if "n_blobs" in frames else 0,
            "n_frames": int(len(frames)), "at_limit": bool(details.get("at_limit", False))}
     log.info("%s: estimated diameter %.3g px (%s)", name, value, row)
-    io.write_table(pd.DataFrame([row]), estimate)
+    return pd.DataFrame([row])
 
 
-@uses(params, segment)
-def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: str | None,
-           diameter: float | str, smooth: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
-    """Smooth every frame of the segmentation channel; a float32 ``TYX`` stack."""
-    diameter = params.resolve_diameter(diameter, diameter_estimate)
-    img = _read(image, reading)
+def _smoothed(img: io.Image, *, image: str, channel: str | None, diameter: float,
+              smooth: Mapping[str, Any]) -> np.ndarray:
+    """The smoothed segmentation channel of ``img`` (float32 ``TYX``)."""
     name = channel if channel is not None else img.channels[0]
     stack = img.channel(name)
     kwargs = params.smooth_params(smooth, diameter=diameter, pixel_size_um=img.pixel_size_um)
@@ -133,7 +134,31 @@ def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: st
     with config_key("segment.smooth"):
         for t in range(stack.shape[0]):
             out[t] = segment.smooth(stack[t], **kwargs)
-    _write_like(smoothed, out, img)
+    return out
+
+
+@uses(params, segment)
+def smooth(*, image: str, smoothed: str, reading: Mapping[str, Any], channel: str | None,
+           diameter: float | str, smooth: Mapping[str, Any], diameter_estimate: str | None = None) -> None:
+    """Smooth every frame of the segmentation channel; a float32 ``TYX`` stack."""
+    diameter = params.resolve_diameter(diameter, diameter_estimate)
+    img = _read(image, reading)
+    _write_like(smoothed, _smoothed(img, image=image, channel=channel, diameter=diameter, smooth=smooth), img)
+
+
+def _thresholded(stack: np.ndarray, md, *, image: str, diameter: float,
+                 threshold: Mapping[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Mask stack (uint8) and the table of threshold values of a smoothed stack."""
+    kwargs = params.threshold_params(threshold, diameter=diameter, pixel_size_um=md.pixel_size_um)
+    with config_key("segment.threshold"):
+        masks, values = segment.threshold_stack(stack, **kwargs)
+    log.info("%s: thresholds %s", image, ["%.4g" % v for v in values])
+    table = pd.DataFrame({
+        "image": image, "frame": np.arange(len(values)), "method": kwargs["method"],
+        "scope": kwargs["scope"], "threshold": values,
+        "foreground_fraction": masks.reshape(len(values), -1).mean(axis=1),
+    })
+    return masks.astype(np.uint8), table
 
 
 @uses(params, segment)
@@ -142,16 +167,19 @@ def threshold(*, smoothed: str, mask: str, table: str, image: str, diameter: flo
     """Threshold the smoothed stack; write the mask and a table of the values used."""
     diameter = params.resolve_diameter(diameter, diameter_estimate)
     stack, md = io.read_stack(smoothed)
-    kwargs = params.threshold_params(threshold, diameter=diameter, pixel_size_um=md.pixel_size_um)
-    with config_key("segment.threshold"):
-        masks, values = segment.threshold_stack(stack, **kwargs)
-    log.info("%s: thresholds %s", image, ["%.4g" % v for v in values])
-    _write_like(mask, masks.astype(np.uint8), md)
-    io.write_table(pd.DataFrame({
-        "image": image, "frame": np.arange(len(values)), "method": kwargs["method"],
-        "scope": kwargs["scope"], "threshold": values,
-        "foreground_fraction": masks.reshape(len(values), -1).mean(axis=1),
-    }), table)
+    masks, values = _thresholded(stack, md, image=image, diameter=diameter, threshold=threshold)
+    _write_like(mask, masks, md)
+    io.write_table(values, table)
+
+
+def _refined(stack: np.ndarray, md, *, diameter: float, refine: Mapping[str, Any]) -> np.ndarray:
+    """The cleaned mask stack (uint8)."""
+    kwargs = params.refine_params(refine, diameter=diameter, pixel_size_um=md.pixel_size_um)
+    out = np.empty(stack.shape, dtype=np.uint8)
+    with config_key("segment.refine"):
+        for t in range(stack.shape[0]):
+            out[t] = segment.refine(stack[t].astype(bool), **kwargs)
+    return out
 
 
 @uses(params, segment)
@@ -159,23 +187,57 @@ def refine(*, mask: str, refined: str, diameter: float | str, refine: Mapping[st
     """Clean the mask of every frame (hole filling, opening/closing, specks)."""
     diameter = params.resolve_diameter(diameter, diameter_estimate)
     stack, md = io.read_stack(mask)
-    kwargs = params.refine_params(refine, diameter=diameter, pixel_size_um=md.pixel_size_um)
-    out = np.empty(stack.shape, dtype=np.uint8)
-    with config_key("segment.refine"):
-        for t in range(stack.shape[0]):
-            out[t] = segment.refine(stack[t].astype(bool), **kwargs)
-    _write_like(refined, out, md)
+    _write_like(refined, _refined(stack, md, diameter=diameter, refine=refine), md)
+
+
+def _split(settings: Mapping[str, Any], masks: np.ndarray, smoothed: np.ndarray | None, md) -> list[np.ndarray]:
+    """Split the refined masks of every frame into objects (threshold method)."""
+    kwargs = params.split_params(settings["split"], settings["refine"], diameter=settings["diameter"],
+                                 pixel_size_um=md.pixel_size_um)
+    intensity = smoothed if kwargs["method"] == "intensity" else None
+    with config_key("segment.split"):
+        return [segment.label_frame(masks[t].astype(bool), intensity=None if intensity is None else intensity[t],
+                                    **kwargs) for t in range(masks.shape[0])]
 
 
 def _label_threshold(settings: Mapping[str, Any], mask: str, smoothed: str, thresholds: str):
     masks, md = io.read_stack(mask)
-    kwargs = params.split_params(settings["split"], settings["refine"], diameter=settings["diameter"],
-                                 pixel_size_um=md.pixel_size_um)
-    intensity = io.read_stack(smoothed)[0] if kwargs["method"] == "intensity" else None
-    with config_key("segment.split"):
-        frames = [segment.label_frame(masks[t].astype(bool), intensity=None if intensity is None else intensity[t],
-                                      **kwargs) for t in range(masks.shape[0])]
-    return frames, md, io.read_table(thresholds)["threshold"].to_numpy()
+    needs_intensity = settings["split"]["method"] == "intensity"
+    intensity = io.read_stack(smoothed)[0] if needs_intensity else None
+    return _split(settings, masks, intensity, md), md, io.read_table(thresholds)["threshold"].to_numpy()
+
+
+def _label_image(settings: Mapping[str, Any], img: io.Image, external_labels: str | None) -> list[np.ndarray]:
+    """Objects of every frame for the methods that read the raw image (not ``threshold``)."""
+    method = settings["method"]
+    channel = settings.get("channel")
+    stack = img.channel(channel if channel is not None else img.channels[0])
+    if method == "labels":
+        with prefixed(external_labels):
+            return external.external_labels(io.read_stack(external_labels)[0], shape=stack.shape)
+    if method == "log_edges":
+        kwargs = params.log_edges_params(settings["log_edges"], diameter=settings["diameter"],
+                                         pixel_size_um=img.pixel_size_um)
+        with config_key("segment.log_edges"):
+            return [rods.log_edges_segment(frame, **kwargs) for frame in stack]
+    with config_key("segment.method"):
+        external.require_package(method)
+    with config_key("segment.model"):
+        return external.model_labels(stack, method=method, model=settings["model"])
+
+
+def _labels_and_frames(out_frames: Sequence[np.ndarray], threshold_values: np.ndarray, md, *, name: str,
+                       settings: Mapping[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
+    """The label stack (uint16, uint32 above 65535 objects) and the per-frame table."""
+    top = max((int(f.max()) for f in out_frames), default=0)
+    out = np.stack(out_frames).astype(io.label_dtype(top))
+    counts = [len(np.unique(f)) - 1 if f.any() else 0 for f in out_frames]
+    log.info("%s (%s): %s objects per frame", name, settings["method"], counts)
+    d_px = params.diameter_px(settings["diameter"], pixel_size_um=md.pixel_size_um) if "diameter" in settings \
+        and settings["diameter"] is not None else np.nan
+    table = pd.DataFrame({"image": name, "frame": np.arange(len(counts)), "n_objects": counts,
+                          "threshold": threshold_values, "diameter_px": d_px})
+    return out, table
 
 
 @uses(params, segment, external, rods)
@@ -193,41 +255,32 @@ def label(*, labels: str, frames: str, name: str, settings: Mapping[str, Any], m
     ``image, frame, n_objects, threshold``.
     """
     settings = {**settings, "diameter": params.resolve_diameter(settings.get("diameter"), diameter_estimate)}
-    method = settings["method"]
-    if method == "threshold":
+    if settings["method"] == "threshold":
         out_frames, md, threshold_values = _label_threshold(settings, mask, smoothed, thresholds)
     else:
         md = _read(image, settings["reading"])
-        channel = settings.get("channel")
-        stack = md.channel(channel if channel is not None else md.channels[0])
-        threshold_values = np.full(stack.shape[0], np.nan)
-        if method == "labels":
-            with prefixed(external_labels):
-                out_frames = external.external_labels(io.read_stack(external_labels)[0], shape=stack.shape)
-        elif method == "log_edges":
-            kwargs = params.log_edges_params(settings["log_edges"], diameter=settings["diameter"],
-                                             pixel_size_um=md.pixel_size_um)
-            with config_key("segment.log_edges"):
-                out_frames = [rods.log_edges_segment(frame, **kwargs) for frame in stack]
-        else:
-            with config_key("segment.method"):
-                external.require_package(method)
-            with config_key("segment.model"):
-                out_frames = external.model_labels(stack, method=method, model=settings["model"])
-    top = max((int(f.max()) for f in out_frames), default=0)
-    out = np.stack(out_frames).astype(io.label_dtype(top))
-    counts = [len(np.unique(f)) - 1 if f.any() else 0 for f in out_frames]
-    log.info("%s (%s): %s objects per frame", name, method, counts)
+        out_frames = _label_image(settings, md, external_labels)
+        threshold_values = np.full(len(out_frames), np.nan)
+    out, table = _labels_and_frames(out_frames, threshold_values, md, name=name, settings=settings)
     _write_like(labels, out, md)
-    d_px = params.diameter_px(settings["diameter"], pixel_size_um=md.pixel_size_um) if "diameter" in settings \
-        and settings["diameter"] is not None else np.nan
-    io.write_table(pd.DataFrame({"image": name, "frame": np.arange(len(counts)), "n_objects": counts,
-                                 "threshold": threshold_values, "diameter_px": d_px}), frames)
+    io.write_table(table, frames)
 
 
 # --------------------------------------------------------------------------
 # measurement, rings, tables
 # --------------------------------------------------------------------------
+
+
+def _measured(img: io.Image, lab: np.ndarray, *, name: str, saturation: float | None, rods: bool,
+              first_frame: int = 0) -> pd.DataFrame:
+    """The measurement table of the objects of ``lab`` in ``img`` (frames numbered from ``first_frame``)."""
+    sat = measure_lib.saturation_level(img.data.dtype, saturation)
+    table = measure_lib.measure_stack(lab, img.data, img.channels, pixel_size_um=img.pixel_size_um,
+                                      saturation_value=sat, rods=rods)
+    table["frame"] += first_frame
+    out = tables_lib.add_image_columns(table, image=name, frame_interval_s=img.frame_interval_s)
+    log.info("%s: %d objects in %d frames; saturation at %s", name, len(out), lab.shape[0], sat)
+    return out
 
 
 @uses(measure_lib, tables_lib)
@@ -237,12 +290,20 @@ def measure(*, image: str, labels: str, measurements: str, name: str, reading: M
     with ``rods`` also pole-to-pole length and width."""
     img = _read(image, reading)
     lab = _labels_for(img, labels)
-    sat = measure_lib.saturation_level(img.data.dtype, saturation)
-    table = measure_lib.measure_stack(lab, img.data, img.channels, pixel_size_um=img.pixel_size_um,
-                                      saturation_value=sat, rods=rods)
-    out = tables_lib.add_image_columns(table, image=name, frame_interval_s=img.frame_interval_s)
-    log.info("%s: %d objects in %d frames; saturation at %s", name, len(out), lab.shape[0], sat)
-    io.write_table(out, measurements)
+    io.write_table(_measured(img, lab, name=name, saturation=saturation, rods=rods), measurements)
+
+
+def _ringed(img: io.Image, lab: np.ndarray, *, name: str, channel: str | None, diameter: float,
+            rings: Mapping[str, Any], first_frame: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Ring label stack and ring table of the nuclei ``lab`` in ``img`` (frames from ``first_frame``)."""
+    with config_key("rings.reporters"):
+        reporters = rings_lib.select_reporters(img.channels, segment_channel=channel, reporters=rings["reporters"])
+    kwargs = params.rings_params(rings, diameter=diameter, pixel_size_um=img.pixel_size_um, channels=img.channels)
+    log.info("%s: reporters %s, rings %s", name, reporters, kwargs)
+    with config_key("rings"):
+        ring_stack, table = rings_lib.measure_rings(img.data, lab, img.channels, reporters=reporters, **kwargs)
+    table["frame"] += first_frame
+    return ring_stack, tables_lib.add_image_columns(table, image=name, frame_interval_s=img.frame_interval_s)
 
 
 @uses(params, rings_lib, tables_lib)
@@ -257,23 +318,29 @@ def rings(*, image: str, labels: str, ring_labels: str, ring_table: str, name: s
     diameter = params.resolve_diameter(diameter, diameter_estimate)
     img = _read(image, reading)
     lab = _labels_for(img, labels)
-    with config_key("rings.reporters"):
-        reporters = rings_lib.select_reporters(img.channels, segment_channel=channel, reporters=rings["reporters"])
-    kwargs = params.rings_params(rings, diameter=diameter, pixel_size_um=img.pixel_size_um, channels=img.channels)
-    log.info("%s: reporters %s, rings %s", name, reporters, kwargs)
-    with config_key("rings"):
-        ring_stack, table = rings_lib.measure_rings(img.data, lab, img.channels, reporters=reporters, **kwargs)
+    ring_stack, table = _ringed(img, lab, name=name, channel=channel, diameter=diameter, rings=rings)
     _write_like(ring_labels, ring_stack, img)
-    io.write_table(tables_lib.add_image_columns(table, image=name, frame_interval_s=img.frame_interval_s), ring_table)
+    io.write_table(table, ring_table)
 
 
 @uses(tables_lib)
-def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
-           objects: str, images: str, dataset: str, metadata: Mapping[str, Mapping[str, str]] | None = None,
+def tables(*, objects: str, images: str, dataset: str, metadata: Mapping[str, Mapping[str, str]] | None = None,
+           measurements: Sequence[str] = (), rings: Sequence[str] = (), frames: Sequence[str] = (),
+           objects_shards: Sequence[str] = (), images_shards: Sequence[str] = (),
            objects_parquet: str | None = None, images_parquet: str | None = None) -> None:
     """The dataset's tidy tables: ``objects`` (one row per object per frame,
     measurements + rings) and ``images`` (one row per image and frame), with
-    the images' metadata as ``meta_<name>`` columns; CSV and the same as Parquet."""
+    the images' metadata as ``meta_<name>`` columns; CSV and the same as Parquet.
+
+    From the per-image tables (``measurements``, ``rings``, ``frames``), or in
+    batched mode from the batches' Parquet shards, one shard in memory at a time
+    (the CSV is the same, byte for byte).
+    """
+    if objects_shards or images_shards:
+        for shards, csv, parquet in ((objects_shards, objects, objects_parquet),
+                                     (images_shards, images, images_parquet)):
+            _stream_shards(shards, csv, parquet, metadata or {})
+        return
     table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
                                     dataset=dataset)
     per_frame = _concat(frames)
@@ -283,6 +350,46 @@ def tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequenc
         io.write_table(frame, csv)
         if parquet:
             io.write_parquet(io.read_table(csv), parquet)  # the CSV's columns and types, exactly
+
+
+def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
+                   metadata: Mapping[str, Mapping[str, str]]) -> None:
+    """Concatenate Parquet shards into one CSV (and Parquet), a shard at a time.
+
+    Columns are the union in order of first appearance; a column that is an
+    integer in some shards and a float in others is a float everywhere, as
+    ``pandas.concat`` of all shards would make it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, set[str]] = {}
+    for path in shards:
+        for field in pq.read_schema(path):
+            if field.name != "__index_level_0__":
+                columns.setdefault(field.name, set()).add(str(field.type))
+    floats = [c for c, kinds in columns.items()
+              if any(k.startswith("int") for k in kinds) and any(k in ("double", "float") for k in kinds)]
+    import contextlib
+
+    writer = None
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open(stack.enter_context(io.atomic_path(csv)), "w", encoding="utf-8", newline=""))
+        tmp_parquet = stack.enter_context(io.atomic_path(parquet)) if parquet else None
+        for i, path in enumerate(shards):
+            part = pd.read_parquet(path).reindex(columns=list(columns))
+            for c in floats:
+                part[c] = part[c].astype(float)
+            if "cn_reason" in part:
+                part["cn_reason"] = part["cn_reason"].fillna("")
+            part = tables_lib.add_metadata(part, metadata)
+            part.to_csv(fh, index=False, header=i == 0, float_format="%.6g", lineterminator="\n")
+            if tmp_parquet:
+                arrow = pa.Table.from_pandas(part, preserve_index=False)
+                if writer is None:
+                    schema = arrow.schema
+                    writer = stack.enter_context(pq.ParquetWriter(tmp_parquet, schema, compression="zstd"))
+                writer.write_table(arrow.cast(schema))
 
 
 # --------------------------------------------------------------------------
@@ -301,7 +408,14 @@ def track(*, labels: str, measurements: str, tracks: str, track_labels: str, nam
     """
     diameter = params.resolve_diameter(diameter, diameter_estimate)
     lab, md = io.read_stack(labels)
-    objects = io.read_table(measurements)
+    table, relabelled = _tracked(lab, md, io.read_table(measurements), name=name, diameter=diameter, track=track)
+    io.write_table(table, tracks)
+    _write_like(track_labels, relabelled, md)
+
+
+def _tracked(lab: np.ndarray, md, objects: pd.DataFrame, *, name: str, diameter: float,
+             track: Mapping[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Track table and the label stack relabelled by track id."""
     kwargs = params.track_params(track, diameter=diameter, pixel_size_um=md.pixel_size_um)
     missing = [c for c in (kwargs["feature_weights"] or {}) if c not in objects.columns]
     if missing:
@@ -319,8 +433,7 @@ def track(*, labels: str, measurements: str, tracks: str, track_labels: str, nam
         relabelled = track_lib.relabel_stack(lab, table) if len(table) else np.zeros_like(lab)
     n_tracks = int(table["track_id"].max()) if len(table) else 0
     log.info("%s: %d tracks (%s)", name, n_tracks, kwargs)
-    io.write_table(table, tracks)
-    _write_like(track_labels, relabelled, md)
+    return table, relabelled
 
 
 @uses(track_lib)
@@ -345,6 +458,160 @@ def traces(*, objects: str, tracks: Sequence[str], traces_table: str, images: Se
     io.write_table(tables_lib.add_metadata(table, metadata or {}), traces_table)
     if traces_parquet:
         io.write_parquet(io.read_table(traces_table), traces_parquet)
+
+
+# --------------------------------------------------------------------------
+# batched execution: the per-image chain in one call, raw image read once
+# --------------------------------------------------------------------------
+
+
+def _file_calibration(img: io.Image):
+    """The calibration a stack written with ``img``'s calibration reads back with
+    (TIFF stores the pixel size as a rational): the per-step chain computes
+    threshold, refine and split from the smoothed file's calibration, so the
+    batched chain uses the same values and writes the same bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="snakescope-cal-") as tmp:
+        path = str(Path(tmp) / "cal.tif")
+        _write_like(path, np.zeros((1, 1, 1), np.uint8), img)
+        return io.read_stack(path)[1]
+
+
+def _segmented(img: io.Image, cal, *, segment_settings: Mapping[str, Any], settings: Mapping[str, Any],
+               external_labels: str | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Objects of every frame of ``img`` and the threshold used per frame (NaN for
+    methods without one): smooth -> threshold -> refine -> split in memory, or
+    the method's own labels. ``settings["diameter"]`` is resolved."""
+    if settings["method"] != "threshold":
+        frames = _label_image(settings, img, external_labels)
+        return frames, np.full(len(frames), np.nan)
+    diameter = settings["diameter"]
+    smoothed = _smoothed(img, image=img.path, channel=segment_settings["channel"], diameter=diameter,
+                         smooth=segment_settings["smooth"])
+    masks, table = _thresholded(smoothed, cal, image=img.path, diameter=diameter,
+                                threshold=segment_settings["threshold"])
+    refined = _refined(masks, cal, diameter=diameter, refine=segment_settings["refine"])
+    del masks
+    frames = _split(settings, refined, smoothed, cal)
+    # the per-step label rule reads the threshold table's CSV: the same 6 digits
+    return frames, np.array([float("%.6g" % v) for v in table["threshold"]])
+
+
+def _chain(img: io.Image, cal, *, name: str, segment_settings: Mapping[str, Any], settings: Mapping[str, Any],
+           rings: Mapping[str, Any], saturation: float | None, rods: bool, external_labels: str | None,
+           first_frame: int = 0) -> dict:
+    """Segment, measure and ring the frames of ``img`` (in memory)."""
+    frames, thresholds = _segmented(img, cal, segment_settings=segment_settings, settings=settings,
+                                    external_labels=external_labels)
+    top = max((int(f.max()) for f in frames), default=0)
+    lab = np.stack(frames).astype(io.label_dtype(top)) if frames else np.zeros((0,) + img.data.shape[2:], np.uint16)
+    del frames
+    measured = _measured(img, lab, name=name, saturation=saturation, rods=rods, first_frame=first_frame)
+    ring_stack, ring_table = _ringed(img, lab, name=name, channel=segment_settings["channel"],
+                                     diameter=settings["diameter"], rings=rings, first_frame=first_frame)
+    return {"labels": lab, "thresholds": thresholds, "measurements": measured, "ring_labels": ring_stack,
+            "ring_table": ring_table}
+
+
+def _batch_settings(settings: Mapping[str, Any], segment_settings: Mapping[str, Any],
+                    estimate: str | None) -> dict:
+    resolved = params.resolve_diameter(segment_settings["diameter"], estimate)
+    return {**settings, "diameter": resolved} if "diameter" in settings else dict(settings)
+
+
+@uses(params, segment, external, rods, measure_lib, rings_lib, tables_lib)
+def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Mapping[str, Any],
+               segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
+               saturation: float | None, rods: bool, first: int, stop: int,
+               estimate: str | None = None) -> None:
+    """The chain on frames ``first:stop`` of a movie (one worker's share); the
+    results go to the temporary file ``part`` for :func:`batch_image`."""
+    import pickle
+
+    img = _read(image, reading)
+    cal = _file_calibration(img)
+    img.data = img.data[first:stop]
+    resolved = _batch_settings(settings, segment_settings, estimate)
+    result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
+                    saturation=saturation, rods=rods, external_labels=None, first_frame=first)
+    with io.atomic_path(part) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _joined(parts: Sequence[str]) -> dict:
+    """The results of :func:`batch_part` files, in frame order, as one movie's."""
+    import pickle
+
+    loaded = []
+    for path in parts:
+        with open(path, "rb") as fh:
+            loaded.append(pickle.load(fh))
+    top = max((int(p["labels"].max()) if p["labels"].size else 0 for p in loaded), default=0)
+    dtype = io.label_dtype(top)
+
+    def tables(key: str) -> pd.DataFrame:
+        non_empty = [p[key] for p in loaded if len(p[key])]
+        return pd.concat(non_empty, ignore_index=True) if non_empty else loaded[0][key]
+
+    return {"labels": np.concatenate([p["labels"].astype(dtype) for p in loaded]),
+            "thresholds": np.concatenate([p["thresholds"] for p in loaded]),
+            "measurements": tables("measurements"), "ring_table": tables("ring_table"),
+            "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded])}
+
+
+@uses(params, segment, external, rods, measure_lib, rings_lib, tables_lib, track_lib, diameter_lib)
+def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, Any],
+                segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
+                saturation: float | None, rods: bool, track: Mapping[str, Any] | None, invert: bool,
+                labels: str, frames: str, measurements: str, ring_labels: str, ring_table: str,
+                tracks: str | None = None, track_labels: str | None = None, estimate: str | None = None,
+                external_labels: str | None = None, parts: Sequence[str] = ()) -> None:
+    """The per-image chain of ``execution: batched`` in one call: the raw image
+    is read once; diameter (when ``auto``) -> smooth -> threshold -> refine ->
+    label -> measure -> rings (-> track) run in memory, and the files of rules
+    label, measure, rings and track are written with the same bytes the
+    per-step rules write (the smoothed image, masks and threshold table, which
+    only those rules need, are not written). With ``parts`` (files of
+    :func:`batch_part` covering every frame) the chain was run on frame ranges
+    by several workers; this call joins them and tracks.
+    """
+    img = _read(image, reading)
+    cal = _file_calibration(img)
+    if segment_settings["diameter"] == "auto" and not parts:
+        io.write_table(_estimated_diameter(img, name=name, channel=segment_settings["channel"], invert=invert),
+                       estimate)
+    resolved = _batch_settings(settings, segment_settings, estimate)
+    if parts:
+        result = _joined(parts)
+    else:
+        result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
+                        saturation=saturation, rods=rods, external_labels=external_labels)
+    lab, table = _labels_and_frames(list(result["labels"]), result["thresholds"], cal, name=name,
+                                    settings=resolved)
+    _write_like(labels, lab, cal)
+    io.write_table(table, frames)
+    io.write_table(result["measurements"], measurements)
+    _write_like(ring_labels, result["ring_labels"].astype(lab.dtype), img)
+    io.write_table(result["ring_table"], ring_table)
+    if track is not None:
+        track_table, relabelled = _tracked(lab, cal, io.read_table(measurements), name=name,
+                                           diameter=params.resolve_diameter(segment_settings["diameter"], estimate),
+                                           track=track)
+        io.write_table(track_table, tracks)
+        _write_like(track_labels, relabelled, cal)
+
+
+@uses(tables_lib)
+def batch_tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
+                 objects_shard: str, images_shard: str, dataset: str) -> None:
+    """A batch's share of the dataset tables (Parquet shards): the rows rule
+    ``tables`` would make from the batch's images, read back from their CSVs."""
+    table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
+                                    dataset=dataset)
+    summary = tables_lib.image_table(table, _concat(frames), dataset=dataset)
+    io.write_parquet(table, objects_shard)
+    io.write_parquet(summary, images_shard)
 
 
 # --------------------------------------------------------------------------

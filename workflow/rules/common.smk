@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.iocontainers import Wildcards
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -24,6 +25,7 @@ sys.path.insert(
 )  # the library next to the Snakefile, installed or not
 from snakescope import params as sparams
 from snakescope import provenance, runner, steps
+from snakescope.batching import stable_batches, stable_sample
 from snakescope import io as sio
 from snakescope.config import (
     apply_overrides,
@@ -480,6 +482,161 @@ def traces_of_dataset(wildcards):
     return []
 
 
+def table_inputs(wildcards):
+    """Input function (unpacked) of rule tables: the per-image tables (per_step)
+    or the Parquet shards of the batches (batched)."""
+    if BATCHED:
+        shards = batch_shards(wildcards.dataset)
+        return {"objects_shards": shards[0::2], "images_shards": shards[1::2]}
+    return {
+        "measurements": per_image(rules.measure.output.measurements)(wildcards),
+        "rings": per_image(rules.rings.output.ring_table)(wildcards),
+        "frames": per_image(rules.label.output.frames)(wildcards),
+    }
+
+
+# ---- batched execution ----------------------------------------------------
+
+EXECUTION = config["execution"]
+BATCHED = EXECUTION["mode"] == "batched"
+#: Per-image outputs of a batch: name -> the per-step rule output they stand for.
+BATCH_FILES = {
+    "labels": "results/{dataset}/labels/{image}.tif",
+    "frames": "results/{dataset}/labels/{image}.csv",
+    "measurements": "results/{dataset}/measurements/{image}.csv",
+    "ring_labels": "results/{dataset}/rings/{image}.tif",
+    "ring_table": "results/{dataset}/rings/{image}.csv",
+}
+TRACK_FILES = {
+    "tracks": "results/{dataset}/tracks/{image}.csv",
+    "track_labels": "results/{dataset}/tracks/{image}.tif",
+}
+BATCH_SHARDS = (
+    "results/{dataset}/batches/{batch}.objects.parquet",
+    "results/{dataset}/batches/{batch}.images.parquet",
+)
+BATCHES = {}
+if BATCHED:
+    for _name in config["datasets"]:
+        try:
+            BATCHES[_name] = stable_batches(
+                images(_name), batch_size=EXECUTION["batch_size"]
+            )
+        except InputError as exc:
+            _fail(f"config key execution.batch_size: {exc}")
+
+
+def batch_shards(dataset):
+    """The Parquet shards of every batch of {dataset} (objects, images alternating)."""
+    return [
+        p.format(dataset=dataset, batch=b.id)
+        for b in BATCHES[dataset]
+        for p in BATCH_SHARDS
+    ]
+
+
+def batch_rule_name(dataset, batch):
+    return f"batch_{dataset.replace('-', '_')}_{batch.id}"
+
+
+def batch_plan(dataset, batch):
+    """Everything a batch job runs: per image, the keyword arguments of
+    steps.batch_image (inputs, settings, outputs)."""
+    ds = config["datasets"][dataset]
+    tracked = set(tracked_images(dataset))
+    auto = ds["segment"]["diameter"] == "auto"
+    plan = {}
+    for name in batch.images:
+        wc = Wildcards(fromdict={"dataset": dataset, "image": name})
+        kwargs = {
+            "image": image_files(wc),
+            "name": name,
+            "reading": reading(wc),
+            "segment_settings": ds["segment"],
+            "settings": label_settings(wc),
+            "rings": ds["rings"],
+            "saturation": ds["saturation"],
+            "rods": is_rods(wc),
+            "track": ds["track"] if name in tracked else None,
+            "invert": diameter_invert(wc),
+            "content": image_fingerprint(wc),
+        }
+        outputs = dict(BATCH_FILES)
+        if name in tracked:
+            outputs.update(TRACK_FILES)
+        if auto:
+            outputs["estimate"] = rules.diameter.output.estimate
+        kwargs.update(
+            {k: v.format(dataset=dataset, image=name) for k, v in outputs.items()}
+        )
+        if segment_method(dataset) == "labels":
+            kwargs["external_labels"] = label_inputs(wc)["external_labels"]
+        plan[name] = kwargs
+    return plan
+
+
+def batch_outputs(dataset, batch, plan):
+    """Named outputs of a batch rule: every per-image file, then the shards."""
+    keys = list(BATCH_FILES) + list(TRACK_FILES) + ["estimate"]
+    out = {k: [p[k] for p in plan.values() if k in p] for k in keys}
+    out = {k: v for k, v in out.items() if v}
+    shards = [p.format(dataset=dataset, batch=batch.id) for p in BATCH_SHARDS]
+    out["objects_shard"], out["images_shard"] = shards
+    return out
+
+
+def batch_inputs(plan):
+    """Inputs of a batch rule: the raw files (and external labels) of its images."""
+    files = []
+    for kwargs in plan.values():
+        image = kwargs["image"]
+        files += [image] if isinstance(image, str) else list(image)
+        if "external_labels" in kwargs:
+            files.append(kwargs["external_labels"])
+    return files
+
+
+def batch_version(plan):
+    """Params value: a hash of the batch's plan (images, their files' fingerprints,
+    settings): any change reruns exactly this batch."""
+    text = repr(sorted((k, sorted(v.items())) for k, v in plan.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PLANS = {}
+#: The steps a batch job runs (their code versions are the batch rule's).
+BATCH_STEPS = (steps.batch_image, steps.batch_part, steps.batch_tables, steps.diameter)
+
+
+def run_batch(rule_name, output, log, threads):
+    """Run block of a batch rule: the chain of every image of the batch in the
+    warm pool (images in parallel; the frames of a movie in parallel when the
+    batch has fewer images than workers), then the batch's table shards."""
+    dataset, plan = PLANS[rule_name]
+    runner.run_batch(
+        steps.batch_image,
+        {name: {k: v for k, v in kw.items() if k != "content"} for name, kw in plan.items()},
+        part=steps.batch_part,
+        diameter=steps.diameter,
+        tables=steps.batch_tables,
+        tables_kwargs={
+            "measurements": [kw["measurements"] for kw in plan.values()],
+            "rings": [kw["ring_table"] for kw in plan.values()],
+            "frames": [kw["frames"] for kw in plan.values()],
+            "objects_shard": output.objects_shard,
+            "images_shard": output.images_shard,
+            "dataset": dataset,
+        },
+        frames={name: n_frames(dataset, name) for name in plan},
+        splittable=sparams.frames_splittable(config["datasets"][dataset]["segment"]),
+        log=log.step,
+        log_dir=os.path.splitext(log.step)[0],
+        benchmark_dir=f"results/{dataset}/benchmarks/batch",
+        threads=threads,
+        workers=workflow.cores,
+    )
+
+
 # ---- the step call --------------------------------------------------------
 
 
@@ -506,11 +663,17 @@ def step(function, input, output, params, log):
 # ---- targets --------------------------------------------------------------
 
 
+def qc_images(dataset):
+    """Images of {dataset} that get QC images (figures.qc_images: all, or a stable sample)."""
+    n = config["figures"]["qc_images"]
+    return stable_sample(images(dataset), n=None if n == "all" else n)
+
+
 def figure_targets():
     """Every figure folder of every dataset (target of rule figures)."""
     targets = []
     for name in config["datasets"]:
-        targets += expand(rules.qc.output.qc, dataset=name, image=images(name))
+        targets += expand(rules.qc.output.qc, dataset=name, image=qc_images(name))
         targets += expand(rules.dataset_figures.output.figures_dir, dataset=name)
     return targets
 
@@ -522,7 +685,10 @@ def all_targets():
         ds = config["datasets"][name]
         each = dict(dataset=name, image=images(name))
         tracked = dict(dataset=name, image=tracked_images(name))
-        targets += expand(rules.label.output.labels, **each)
+        if BATCHED:  # the labels come with the batches the tables need
+            targets += batch_shards(name)
+        else:
+            targets += expand(rules.label.output.labels, **each)
         targets += expand(list(rules.tables.output), dataset=name)
         targets += expand(list(rules.provenance.output), dataset=name)
         if ds["ground_truth"]:

@@ -46,9 +46,7 @@ rule rings:
 
 rule tables:
     input:
-        measurements=per_image(rules.measure.output.measurements),
-        rings=per_image(rules.rings.output.ring_table),
-        frames=per_image(rules.label.output.frames),
+        unpack(table_inputs),
     output:
         objects="results/{dataset}/tables/objects.csv",
         images="results/{dataset}/tables/images.csv",
