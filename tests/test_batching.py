@@ -1,0 +1,173 @@
+"""Batched execution: stable batches and samples (snakescope.batching), frame
+ranges of the runner, and the batch steps against the per-step ones (same bytes)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from snakescope import batching, io, steps
+from snakescope import params as sparams
+from snakescope.errors import InputError
+from snakescope.runner import _frame_ranges
+
+
+def _names(n, prefix="p"):
+    return [f"{prefix}{i // 384:03d}_{i % 384:03d}" for i in range(n)]
+
+
+def test_batches_cover_every_name_once_in_order_with_bounded_sizes():
+    names = _names(5000)
+    batches = batching.stable_batches(list(reversed(names)), batch_size=50)
+    flat = [n for b in batches for n in b.images]
+    assert flat == sorted(names)
+    sizes = [len(b.images) for b in batches[:-1]]
+    assert min(sizes) >= 12 and max(len(b.images) for b in batches) <= 100
+    assert 40 <= np.mean(sizes) <= 60
+    assert len({b.id for b in batches}) == len(batches)
+
+
+def test_adding_a_plate_reruns_only_the_batches_it_falls_into():
+    names = _names(384 * 20)
+    before = {b.id: b.images for b in batching.stable_batches(names, batch_size=100)}
+    added = names + [f"p010x_{i:03d}" for i in range(384)]  # a plate sorted between p010 and p011
+    after = batching.stable_batches(added, batch_size=100)
+    changed = [b for b in after if before.get(b.id) != b.images]
+    assert len(changed) <= 384 // 25 + 2  # the new plate's batches and at most one or two neighbours
+    untouched = sum(len(b.images) for b in after if before.get(b.id) == b.images)
+    assert untouched >= len(names) - 200
+
+
+def test_batch_size_one_and_errors():
+    assert [b.images for b in batching.stable_batches(["b", "a"], batch_size=1)] == [["a"], ["b"]]
+    with pytest.raises(InputError, match="batch_size"):
+        batching.stable_batches(["a"], batch_size=0)
+    with pytest.raises(InputError, match="not unique"):
+        batching.stable_batches(["a", "a"], batch_size=3)
+
+
+def test_stable_sample_keeps_most_of_itself_when_names_are_added():
+    names = _names(1000)
+    sample = batching.stable_sample(names, n=50)
+    assert len(sample) == 50 and sample == sorted(sample)
+    grown = batching.stable_sample(names + _names(100, prefix="q"), n=50)
+    assert len(set(sample) & set(grown)) >= 40
+    assert batching.stable_sample(names[:10], n=50) == sorted(names[:10])
+    assert batching.stable_sample(names[:10], n=None) == sorted(names[:10])
+
+
+def test_frame_ranges_cover_every_frame_once():
+    for n, parts in [(27, 2), (1, 4), (3, 8), (10, 3), (100, 7)]:
+        ranges = _frame_ranges(n, parts)
+        assert [t for a, b in ranges for t in range(a, b)] == list(range(n))
+        assert len(ranges) == min(n, parts)
+
+
+def _movie(path: Path, n_frames=4):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    img = np.zeros((n_frames, 2, 96, 96), np.float32)
+    for t in range(n_frames):
+        for cy, cx in [(20, 20), (20, 34), (60, 60), (70, 25), (40, 75)]:
+            cy, cx = cy + t, cx + t // 2
+            img[t, 1][(yy - cy) ** 2 + (xx - cx) ** 2 <= 11 ** 2] += 300
+            img[t, 0][(yy - cy) ** 2 + (xx - cx) ** 2 <= 7 ** 2] += 800 + 50 * t
+    img += rng.normal(100, 10, img.shape)
+    tifffile.imwrite(path, img.clip(0, 65535).astype(np.uint16), imagej=True, metadata={"axes": "TCYX"})
+
+
+def _settings(tmp_path):
+    import yaml
+    from snakescope.config import apply_overrides
+
+    schema = yaml.safe_load((Path(steps.__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = {"datasets": {"d": {"images": "x/{image}.tif", "channels": ["nucleus", "erk"],
+                              "segment": {"channel": "nucleus", "diameter": 4.5}}}}
+    import jsonschema  # noqa: F401  (snakemake's dependency fills the defaults)
+    from snakemake.utils import validate
+
+    cfg = apply_overrides(cfg, schema, base=cfg)
+    validate(cfg, schema=str(Path(steps.__file__).parents[1] / "workflow/schemas/config.schema.yaml"),
+             set_default=True)
+    return cfg["datasets"]["d"]
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_batch_image_writes_the_per_step_files_byte_for_byte(tmp_path, split):
+    movie = tmp_path / "m.tif"
+    _movie(movie)
+    ds = _settings(tmp_path)
+    # a pixel size (from the config) that a TIFF cannot store exactly: the per-step chain reads it
+    # back from its intermediate files, the batched chain must compute with the same value
+    reading = {**{k: ds[k] for k in ("axes", "channels", "frame_interval_s")}, "pixel_size_um": 0.3225806}
+    seg = ds["segment"]
+    per, bat = tmp_path / "per", tmp_path / "bat"
+    per.mkdir(), bat.mkdir()
+    p = {k: str(per / f) for k, f in [("smoothed", "s.tif"), ("mask", "m.tif"), ("table", "t.csv"),
+                                       ("refined", "r.tif"), ("labels", "l.tif"), ("frames", "l.csv"),
+                                       ("measurements", "me.csv"), ("ring_labels", "rl.tif"),
+                                       ("ring_table", "rt.csv"), ("tracks", "tr.csv"), ("track_labels", "tl.tif")]}
+    steps.smooth(image=str(movie), smoothed=p["smoothed"], reading=reading, channel="nucleus",
+                 diameter=seg["diameter"], smooth=seg["smooth"])
+    steps.threshold(smoothed=p["smoothed"], mask=p["mask"], table=p["table"], image="m", diameter=seg["diameter"],
+                    threshold=seg["threshold"])
+    steps.refine(mask=p["mask"], refined=p["refined"], diameter=seg["diameter"], refine=seg["refine"])
+    settings = sparams.label_settings(seg, reading)
+    steps.label(labels=p["labels"], frames=p["frames"], name="m", settings=settings, mask=p["refined"],
+                smoothed=p["smoothed"], thresholds=p["table"])
+    steps.measure(image=str(movie), labels=p["labels"], measurements=p["measurements"], name="m", reading=reading,
+                  saturation=ds["saturation"])
+    steps.rings(image=str(movie), labels=p["labels"], ring_labels=p["ring_labels"], ring_table=p["ring_table"],
+                name="m", reading=reading, channel="nucleus", diameter=seg["diameter"], rings=ds["rings"])
+    steps.track(labels=p["labels"], measurements=p["measurements"], tracks=p["tracks"],
+                track_labels=p["track_labels"], name="m", diameter=seg["diameter"], track=ds["track"])
+
+    outputs = {k: str(bat / Path(p[k]).name) for k in ("labels", "frames", "measurements", "ring_labels",
+                                                          "ring_table", "tracks", "track_labels")}
+    common = dict(image=str(movie), name="m", reading=reading, segment_settings=seg, settings=settings,
+                  rings=ds["rings"], saturation=ds["saturation"], rods=False)
+    parts = []
+    if split:
+        assert sparams.frames_splittable(seg)
+        for a, b in _frame_ranges(4, 2):
+            parts.append(str(bat / f"part{a}.pkl"))
+            steps.batch_part(**common, first=a, stop=b, part=parts[-1])
+    steps.batch_image(**common, track=ds["track"], invert=False, parts=parts, **outputs)
+    for key, path in outputs.items():
+        assert Path(path).read_bytes() == Path(p[key]).read_bytes(), key
+    assert pd.read_csv(outputs["frames"])["n_objects"].min() >= 4
+
+    shards = [str(bat / "o.parquet"), str(bat / "i.parquet")]
+    steps.batch_tables(measurements=[outputs["measurements"]], rings=[outputs["ring_table"]],
+                       frames=[outputs["frames"]], objects_shard=shards[0], images_shard=shards[1], dataset="d")
+    meta = {"m": {"well": "A1"}}
+    steps.tables(measurements=[p["measurements"]], rings=[p["ring_table"]], frames=[p["frames"]],
+                 objects=str(per / "objects.csv"), images=str(per / "images.csv"), dataset="d", metadata=meta)
+    steps.tables(objects_shards=[shards[0]], images_shards=[shards[1]], objects=str(bat / "objects.csv"),
+                 images=str(bat / "images.csv"), objects_parquet=str(bat / "objects.parquet"), dataset="d",
+                 metadata=meta)
+    for name in ("objects.csv", "images.csv"):
+        assert (bat / name).read_bytes() == (per / name).read_bytes(), name
+    assert len(pd.read_parquet(bat / "objects.parquet")) == len(pd.read_csv(per / "objects.csv"))
+
+
+def test_tables_from_several_shards_equal_one_concatenation(tmp_path):
+    """Shards whose columns differ (no objects, int vs float) give the CSV one concat gives."""
+    a = pd.DataFrame({"dataset": "d", "image": ["a", "a"], "frame": [0, 0], "label": [1, 2], "area_px": [10, 12],
+                      "cn_erk": [1.5, 2.25], "cn_reason": [None, None]})
+    b = pd.DataFrame({"dataset": "d", "image": ["b"], "frame": [0], "label": [1], "area_px": [1234567.0]})
+    c = pd.DataFrame({"dataset": "d", "image": ["c"], "frame": [1], "label": [3], "area_px": [7],
+                      "cn_erk": [np.nan], "cn_reason": ["no ring"]})
+    paths = []
+    for i, t in enumerate((a, b, c)):
+        paths.append(str(tmp_path / f"{i}.parquet"))
+        io.write_parquet(t, paths[-1])
+    steps._stream_shards(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.parquet"), {})
+    whole = pd.concat([a, b, c], ignore_index=True)
+    whole["cn_reason"] = whole["cn_reason"].fillna("")
+    io.write_table(whole, tmp_path / "w.csv")
+    assert (tmp_path / "s.csv").read_text() == (tmp_path / "w.csv").read_text()
+    back = pd.read_parquet(tmp_path / "s.parquet")
+    assert list(back.columns) == list(whole.columns) and len(back) == 4
