@@ -14,7 +14,7 @@ from its first name.
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from .errors import InputError
 
@@ -88,3 +88,26 @@ def stable_sample(names: Sequence[str], *, n: int | None) -> list[str]:
     if n < 0:
         raise InputError(f"stable_sample: n must be >= 0, got {n}")
     return sorted(sorted(names, key=_hash)[:n])
+
+
+def plan_changes(before: Mapping[str, Mapping[str, Any]] | None,
+                 after: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Lines saying why a batch runs again: images added or removed, and per image
+    the keyword arguments that changed (``content`` is the raw files' fingerprint).
+
+    ``before`` is the plan of the batch's last run (None: never run).
+    """
+    if before is None:
+        return ["first run of this batch"]
+    lines = [f"new image {n}" for n in after if n not in before]
+    lines += [f"image {n} left the batch" for n in before if n not in after]
+    for name in after:
+        if name not in before:
+            continue
+        changed = sorted(k for k in set(after[name]) | set(before[name]) if after[name].get(k) != before[name].get(k))
+        if "content" in changed:
+            lines.append(f"image {name}: its file(s) changed")
+            changed.remove("content")
+        if changed:
+            lines.append(f"image {name}: {', '.join(changed)} changed")
+    return lines or ["inputs, settings and images unchanged (rerun for code, a missing output or --forcerun)"]

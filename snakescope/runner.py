@@ -230,7 +230,8 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
               part: Callable[..., None], diameter: Callable[..., None], tables: Callable[..., None],
               tables_kwargs: Mapping[str, Any],
               frames: Mapping[str, int], splittable: bool, log: str, log_dir: str, benchmark_dir: str,
-              threads: int, workers: int) -> None:
+              threads: int, workers: int, record: str | None = None,
+              record_plan: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Run the per-image chain of a batch of images in the warm pool, then its table shards.
 
     ``plan`` maps image name -> keyword arguments of ``image_step``. Up to
@@ -240,16 +241,30 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     ``diameter`` first when the diameter is estimated), with results identical
     to one pass. ``tables`` then writes the batch's table shards. Each image logs to ``log_dir/<image>.log``
     and writes a benchmark record to ``benchmark_dir/<image>.tsv``; ``log``
-    lists the images and where their logs are.
+    lists the images, where their logs are and why the batch ran (compared with
+    ``record``, the JSON of the plan of its last successful run, replaced by
+    ``record_plan`` on success).
 
     Raises
     ------
     StepError
         Naming the first image that failed (the others of the batch still run).
     """
+    import json
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
+    from .batching import plan_changes
+
+    previous = None
+    if record and os.path.exists(record):
+        try:
+            with open(record, encoding="utf-8") as fh:
+                previous = json.load(fh)
+        except (OSError, ValueError):
+            previous = None
+    current = json.loads(json.dumps(record_plan if record_plan is not None else plan, default=str))
+    why = plan_changes(previous, current)
     threads = max(1, int(threads))
     os.makedirs(log_dir, exist_ok=True)
     split = max(1, threads // max(1, len(plan))) if splittable else 1
@@ -302,8 +317,12 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
                  f"{f', frames split {split} ways' if split > 1 else ''}; "
                  f"{time.perf_counter() - start:.2f} s\n")
         fh.write(f"per-image logs: {log_dir}/<image>.log\n")
+        fh.writelines(f"why: {line}\n" for line in why)
         fh.writelines(f"image {n}\n" for n in names)
         fh.writelines(f"FAILED {f}\n" for f in failures)
+    if record and not failures:
+        with atomic_path(record) as tmp_record, open(tmp_record, "w", encoding="utf-8") as fh:
+            json.dump(current, fh, sort_keys=True)
     if failures:
         more = f" (and {len(failures) - 1} more image(s) of this batch; see {log})" if len(failures) > 1 else ""
         raise StepError(failures[0] + more)

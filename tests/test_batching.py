@@ -171,3 +171,13 @@ def test_tables_from_several_shards_equal_one_concatenation(tmp_path):
     assert (tmp_path / "s.csv").read_text() == (tmp_path / "w.csv").read_text()
     back = pd.read_parquet(tmp_path / "s.parquet")
     assert list(back.columns) == list(whole.columns) and len(back) == 4
+
+
+def test_plan_changes_say_why_a_batch_runs_again():
+    before = {"a": {"content": "1", "rings": {"width": 2}}, "b": {"content": "2", "rings": {"width": 2}}}
+    after = {"a": {"content": "9", "rings": {"width": 2}}, "b": {"content": "2", "rings": {"width": 3}},
+             "c": {"content": "3", "rings": {"width": 3}}}
+    assert batching.plan_changes(None, after) == ["first run of this batch"]
+    assert batching.plan_changes(before, after) == ["new image c", "image a: its file(s) changed",
+                                                    "image b: rings changed"]
+    assert "unchanged" in batching.plan_changes(before, before)[0]

@@ -65,6 +65,8 @@ def test_a_changed_image_reruns_only_its_batch_and_new_images_their_batch(tmp_pa
     assert sum(n for r, n in jobs.items() if r.startswith("batch_")) == 1
     assert jobs.get("tables") == 1 and "label" not in jobs
     assert run_snakemake(tmp_path, config).returncode == 0
+    logs = [p.read_text() for p in (tmp_path / "results/tiny/logs/batch").glob("*.log")]
+    assert sum("why: image img4: its file(s) changed" in t for t in logs) == 1
     shutil.copy(tmp_path / "data/img0.tif", tmp_path / "data/img99.tif")
     shutil.copy(tmp_path / "data/gt/img0.tif", tmp_path / "data/gt/img99.tif")
     jobs = planned_jobs(run_snakemake(tmp_path, config, "-n"))

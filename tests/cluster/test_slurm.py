@@ -34,6 +34,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROFILES = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-test")]
+#: Batched mode: profiles/slurm-batched between the user and the test profile; the
+#: test node has 2 CPUs, so batch jobs get 2 workers (--config replaces the profile's).
+BATCHED = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-batched"),
+           "--profile", str(ROOT / "profiles" / "slurm-test"),
+           "--config", "execution={mode: batched, threads: 2, mem_mb_per_worker: 1000}"]
 STATE_DIR = Path(os.environ.get("SNAKESCOPE_SLURM_DIR", "/tmp/snakescope-slurm"))
 REQUIRE = os.environ.get("SNAKESCOPE_REQUIRE_SLURM") == "1"
 #: Bounds on one snakemake run through the test cluster: a hang fails the test, not CI's clock.
@@ -162,19 +167,19 @@ def corrupt_workdir(path: Path) -> Path:
 SKIP_PARTS = {"logs", "benchmarks", ".snakemake"}
 
 
-def outputs(workdir: Path) -> dict[str, Path]:
+def outputs(workdir: Path, skip: set[str] = frozenset()) -> dict[str, Path]:
     """Files the workflow made (results/, resources/), without logs and benchmarks."""
     found = {}
     for top in ("results", "resources"):
         for p in sorted((workdir / top).rglob("*")):
             rel = p.relative_to(workdir)
-            if p.is_file() and not SKIP_PARTS & set(rel.parts):
+            if p.is_file() and not (SKIP_PARTS | skip) & set(rel.parts):
                 found[str(rel)] = p
     return found
 
 
-def assert_same_outputs(local: Path, other: Path):
-    a, b = outputs(local), outputs(other)
+def assert_same_outputs(local: Path, other: Path, skip: set[str] = frozenset()):
+    a, b = outputs(local, skip), outputs(other, skip)
     assert sorted(a) == sorted(b), (f"different files: only local {sorted(set(a) - set(b))}, "
                                     f"only SLURM {sorted(set(b) - set(a))}")
     tables_and_images = [k for k in a if k.endswith((".tif", ".tiff", ".csv"))]
@@ -233,9 +238,11 @@ def runs(cluster, tmp_path_factory):
     local = example_workdir(tmp_path_factory.mktemp("local"))
     slurm = example_workdir(tmp_path_factory.mktemp("slurm"))
     corrupt = corrupt_workdir(tmp_path_factory.mktemp("corrupt"))
-    with ThreadPoolExecutor(3) as pool:
+    batched = example_workdir(tmp_path_factory.mktemp("batched"))
+    with ThreadPoolExecutor(4) as pool:
         yield {
             "slurm": (slurm, pool.submit(snakemake, slurm, *PROFILES, env=cluster)),
+            "batched": (batched, pool.submit(snakemake, batched, *BATCHED, env=cluster)),
             "corrupt": (corrupt, pool.submit(snakemake, corrupt, *PROFILES, env=cluster, timeout=FAIL_TIMEOUT)),
             "local": (local, pool.submit(snakemake, local, "--cores", "2")),
         }
@@ -262,6 +269,29 @@ def slurm_run(runs):
 def test_example_through_slurm_is_byte_identical_to_local(local_run, slurm_run):
     assert_same_outputs(local_run[0], slurm_run[0])
     print(f"\nexample: local run {local_run[1].seconds:.1f} s, SLURM run {slurm_run[1].seconds:.1f} s")
+
+
+def test_batched_mode_through_slurm_is_byte_identical_to_local(local_run, runs):
+    """profiles/slurm-batched: one SLURM job per batch of images (here one per dataset),
+    the same TIFF and CSV files as the local per-step run (Parquet keeps the shards'
+    types in batched mode: compared as tables)."""
+    import pandas as pd
+
+    work, future = runs["batched"]
+    res = future.result()
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert_same_outputs(local_run[0], work, skip={"batches"})
+    for name in ("objects", "images"):
+        for path in (local_run[0] / "results").glob(f"*/tables/{name}.parquet"):
+            other = work / path.relative_to(local_run[0])
+            a, b = pd.read_parquet(path), pd.read_parquet(other)
+            assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    batch_jobs = [m for m in re.findall(r"rule (batch_\w+):", res.stdout + res.stderr)]
+    assert len(set(batch_jobs)) == 3, batch_jobs  # the example's three datasets, one batch each
+    logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert any("batch_" in str(p) for p in logs)
+    print(f"\nexample batched: local per-step run {local_run[1].seconds:.1f} s, SLURM batched run "
+          f"{res.seconds:.1f} s ({len(submissions(res))} SLURM jobs)")
 
 
 def test_grouping_batches_the_per_image_steps(slurm_run, cluster, tmp_path):

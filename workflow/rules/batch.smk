@@ -27,7 +27,9 @@ if BATCHED:
                     **batch_outputs(_dataset, _batch, _plan),
                 log:
                     step=f"results/{_dataset}/logs/batch/{_batch.id}.log",
-                threads: EXECUTION["threads"] or workflow.cores
+                threads: batch_threads()
+                resources:
+                    **batch_resources(_batch),
                 params:
                     plan=batch_version(_plan),
                     code=[code_version(f) for f in BATCH_STEPS],

@@ -596,6 +596,23 @@ def batch_inputs(plan):
     return files
 
 
+def batch_threads():
+    """Workers of a batch job: execution.threads, else every core of the run."""
+    return EXECUTION["threads"] or workflow.cores
+
+
+def batch_resources(batch):
+    """Resources of a batch job (a cluster job): its workers' CPUs, memory per
+    worker and run time per image (execution.mem_mb_per_worker, minutes_per_image)."""
+    threads = batch_threads()  # all of them: the frames of a movie are split among them
+    per_worker = -(-len(batch.images) // max(1, threads))
+    return {
+        "cpus_per_task": threads,
+        "mem_mb": 300 + threads * EXECUTION["mem_mb_per_worker"],
+        "runtime": int(10 + EXECUTION["minutes_per_image"] * per_worker + 0.999),
+    }
+
+
 def batch_version(plan):
     """Params value: a hash of the batch's plan (images, their files' fingerprints,
     settings): any change reruns exactly this batch."""
@@ -632,6 +649,8 @@ def run_batch(rule_name, output, log, threads):
         log=log.step,
         log_dir=os.path.splitext(log.step)[0],
         benchmark_dir=f"results/{dataset}/benchmarks/batch",
+        record=os.path.splitext(log.step)[0] + ".plan.json",
+        record_plan=plan,
         threads=threads,
         workers=workflow.cores,
     )
