@@ -282,6 +282,7 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
         try:
             common = {k: kwargs[k] for k in ("image", "name", "reading", "segment_settings", "settings", "rings",
                                              "saturation", "rods")}
+            common["keep"] = bool(kwargs.get("smoothed"))  # the intermediates are written too (QC images)
             if kwargs["segment_settings"]["diameter"] == "auto":  # every part needs the estimate first
                 run(diameter, {"image": kwargs["image"], "estimate": kwargs["estimate"], "name": name,
                                      "reading": kwargs["reading"], "channel": kwargs["segment_settings"]["channel"],

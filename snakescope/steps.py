@@ -478,32 +478,42 @@ def _file_calibration(img: io.Image):
         return io.read_stack(path)[1]
 
 
-def _segmented(img: io.Image, cal, *, segment_settings: Mapping[str, Any], settings: Mapping[str, Any],
-               external_labels: str | None) -> tuple[list[np.ndarray], np.ndarray]:
+def _segmented(img: io.Image, cal, *, name: str, segment_settings: Mapping[str, Any], settings: Mapping[str, Any],
+               external_labels: str | None, keep: bool = False,
+               first_frame: int = 0) -> tuple[list[np.ndarray], np.ndarray, dict]:
     """Objects of every frame of ``img`` and the threshold used per frame (NaN for
     methods without one): smooth -> threshold -> refine -> split in memory, or
-    the method's own labels. ``settings["diameter"]`` is resolved."""
+    the method's own labels. ``settings["diameter"]`` is resolved. With ``keep``
+    (threshold method) also the smoothed stack, masks and threshold table the
+    per-step rules write (for QC images)."""
     if settings["method"] != "threshold":
         frames = _label_image(settings, img, external_labels)
-        return frames, np.full(len(frames), np.nan)
+        return frames, np.full(len(frames), np.nan), {}
     diameter = settings["diameter"]
     smoothed = _smoothed(img, image=img.path, channel=segment_settings["channel"], diameter=diameter,
                          smooth=segment_settings["smooth"])
-    masks, table = _thresholded(smoothed, cal, image=img.path, diameter=diameter,
+    masks, table = _thresholded(smoothed, cal, image=name, diameter=diameter,
                                 threshold=segment_settings["threshold"])
+    table["frame"] += first_frame
     refined = _refined(masks, cal, diameter=diameter, refine=segment_settings["refine"])
+    extras = {"smoothed": smoothed, "mask": masks, "refined": refined, "threshold_table": table} if keep else {}
     del masks
     frames = _split(settings, refined, smoothed, cal)
     # the per-step label rule reads the threshold table's CSV: the same 6 digits
-    return frames, np.array([float("%.6g" % v) for v in table["threshold"]])
+    return frames, np.array([float("%.6g" % v) for v in table["threshold"]]), extras
+
+
+#: Files of the per-step segmentation rules a batch also writes for the images that get QC images.
+INTERMEDIATES = ("smoothed", "mask", "threshold_table", "refined")
 
 
 def _chain(img: io.Image, cal, *, name: str, segment_settings: Mapping[str, Any], settings: Mapping[str, Any],
            rings: Mapping[str, Any], saturation: float | None, rods: bool, external_labels: str | None,
-           first_frame: int = 0) -> dict:
+           first_frame: int = 0, keep: bool = False) -> dict:
     """Segment, measure and ring the frames of ``img`` (in memory)."""
-    frames, thresholds = _segmented(img, cal, segment_settings=segment_settings, settings=settings,
-                                    external_labels=external_labels)
+    frames, thresholds, extras = _segmented(img, cal, name=name, segment_settings=segment_settings,
+                                            settings=settings, external_labels=external_labels, keep=keep,
+                                            first_frame=first_frame)
     top = max((int(f.max()) for f in frames), default=0)
     lab = np.stack(frames).astype(io.label_dtype(top)) if frames else np.zeros((0,) + img.data.shape[2:], np.uint16)
     del frames
@@ -511,7 +521,17 @@ def _chain(img: io.Image, cal, *, name: str, segment_settings: Mapping[str, Any]
     ring_stack, ring_table = _ringed(img, lab, name=name, channel=segment_settings["channel"],
                                      diameter=settings["diameter"], rings=rings, first_frame=first_frame)
     return {"labels": lab, "thresholds": thresholds, "measurements": measured, "ring_labels": ring_stack,
-            "ring_table": ring_table}
+            "ring_table": ring_table, **extras}
+
+
+def _write_intermediates(result: Mapping[str, Any], img: io.Image, cal, paths: Mapping[str, str | None]) -> None:
+    """The smoothed stack, masks and threshold table, as rules smooth, threshold and refine write them."""
+    if not all(paths.get(k) for k in INTERMEDIATES) or "smoothed" not in result:
+        return
+    _write_like(paths["smoothed"], result["smoothed"], img)
+    _write_like(paths["mask"], result["mask"], cal)
+    io.write_table(result["threshold_table"], paths["threshold_table"])
+    _write_like(paths["refined"], result["refined"], cal)
 
 
 def _batch_settings(settings: Mapping[str, Any], segment_settings: Mapping[str, Any],
@@ -524,7 +544,7 @@ def _batch_settings(settings: Mapping[str, Any], segment_settings: Mapping[str, 
 def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Mapping[str, Any],
                segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
                saturation: float | None, rods: bool, first: int, stop: int,
-               estimate: str | None = None) -> None:
+               estimate: str | None = None, keep: bool = False) -> None:
     """The chain on frames ``first:stop`` of a movie (one worker's share); the
     results go to the temporary file ``part`` for :func:`batch_image`."""
     import pickle
@@ -534,7 +554,7 @@ def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Map
     img.data = img.data[first:stop]
     resolved = _batch_settings(settings, segment_settings, estimate)
     result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
-                    saturation=saturation, rods=rods, external_labels=None, first_frame=first)
+                    saturation=saturation, rods=rods, external_labels=None, first_frame=first, keep=keep)
     with io.atomic_path(part) as tmp, open(tmp, "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -554,10 +574,14 @@ def _joined(parts: Sequence[str]) -> dict:
         non_empty = [p[key] for p in loaded if len(p[key])]
         return pd.concat(non_empty, ignore_index=True) if non_empty else loaded[0][key]
 
-    return {"labels": np.concatenate([p["labels"].astype(dtype) for p in loaded]),
-            "thresholds": np.concatenate([p["thresholds"] for p in loaded]),
-            "measurements": tables("measurements"), "ring_table": tables("ring_table"),
-            "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded])}
+    joined = {"labels": np.concatenate([p["labels"].astype(dtype) for p in loaded]),
+              "thresholds": np.concatenate([p["thresholds"] for p in loaded]),
+              "measurements": tables("measurements"), "ring_table": tables("ring_table"),
+              "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded])}
+    if all("smoothed" in p for p in loaded):
+        joined.update({k: np.concatenate([p[k] for p in loaded]) for k in ("smoothed", "mask", "refined")})
+        joined["threshold_table"] = pd.concat([p["threshold_table"] for p in loaded], ignore_index=True)
+    return joined
 
 
 @uses(params, segment, external, rods, measure_lib, rings_lib, tables_lib, track_lib, diameter_lib)
@@ -566,13 +590,15 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
                 saturation: float | None, rods: bool, track: Mapping[str, Any] | None, invert: bool,
                 labels: str, frames: str, measurements: str, ring_labels: str, ring_table: str,
                 tracks: str | None = None, track_labels: str | None = None, estimate: str | None = None,
-                external_labels: str | None = None, parts: Sequence[str] = ()) -> None:
+                external_labels: str | None = None, parts: Sequence[str] = (), smoothed: str | None = None,
+                mask: str | None = None, threshold_table: str | None = None, refined: str | None = None) -> None:
     """The per-image chain of ``execution: batched`` in one call: the raw image
     is read once; diameter (when ``auto``) -> smooth -> threshold -> refine ->
     label -> measure -> rings (-> track) run in memory, and the files of rules
     label, measure, rings and track are written with the same bytes the
     per-step rules write (the smoothed image, masks and threshold table, which
-    only those rules need, are not written). With ``parts`` (files of
+    only those rules need, are written only when their paths are given: for the
+    images that get QC images). With ``parts`` (files of
     :func:`batch_part` covering every frame) the chain was run on frame ranges
     by several workers; this call joins them and tracks.
     """
@@ -586,7 +612,10 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
         result = _joined(parts)
     else:
         result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
-                        saturation=saturation, rods=rods, external_labels=external_labels)
+                        saturation=saturation, rods=rods, external_labels=external_labels,
+                        keep=bool(smoothed))
+    _write_intermediates(result, img, cal, {"smoothed": smoothed, "mask": mask, "threshold_table": threshold_table,
+                                            "refined": refined})
     lab, table = _labels_and_frames(list(result["labels"]), result["thresholds"], cal, name=name,
                                     settings=resolved)
     _write_like(labels, lab, cal)

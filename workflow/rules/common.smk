@@ -499,18 +499,37 @@ def table_inputs(wildcards):
 
 EXECUTION = config["execution"]
 BATCHED = EXECUTION["mode"] == "batched"
-#: Per-image outputs of a batch: name -> the per-step rule output they stand for.
-BATCH_FILES = {
-    "labels": "results/{dataset}/labels/{image}.tif",
-    "frames": "results/{dataset}/labels/{image}.csv",
-    "measurements": "results/{dataset}/measurements/{image}.csv",
-    "ring_labels": "results/{dataset}/rings/{image}.tif",
-    "ring_table": "results/{dataset}/rings/{image}.csv",
-}
-TRACK_FILES = {
-    "tracks": "results/{dataset}/tracks/{image}.csv",
-    "track_labels": "results/{dataset}/tracks/{image}.tif",
-}
+
+
+def batch_files():
+    """Per-image files a batch writes: those of rules label, measure and rings."""
+    return {
+        "labels": rules.label.output.labels,
+        "frames": rules.label.output.frames,
+        "measurements": rules.measure.output.measurements,
+        "ring_labels": rules.rings.output.ring_labels,
+        "ring_table": rules.rings.output.ring_table,
+    }
+
+
+def track_files():
+    """... and of rule track, for the tracked images."""
+    return {
+        "tracks": rules.track.output.tracks,
+        "track_labels": rules.track.output.track_labels,
+    }
+
+
+def intermediate_files():
+    """... and of rules smooth, threshold and refine, for the images that get QC images."""
+    return {
+        "smoothed": rules.smooth.output.smoothed,
+        "mask": rules.threshold.output.mask,
+        "threshold_table": rules.threshold.output.table,
+        "refined": rules.refine.output.refined,
+    }
+
+
 BATCH_SHARDS = (
     "results/{dataset}/batches/{batch}.objects.parquet",
     "results/{dataset}/batches/{batch}.images.parquet",
@@ -545,6 +564,9 @@ def batch_plan(dataset, batch):
     ds = config["datasets"][dataset]
     tracked = set(tracked_images(dataset))
     auto = ds["segment"]["diameter"] == "auto"
+    # the images that get QC images also get the files of smooth/threshold/refine
+    # (the QC threshold panels), from the batch instead of a second pass
+    with_qc = set(qc_images(dataset)) if segment_method(dataset) == "threshold" else set()
     plan = {}
     for name in batch.images:
         wc = Wildcards(fromdict={"dataset": dataset, "image": name})
@@ -561,11 +583,13 @@ def batch_plan(dataset, batch):
             "invert": diameter_invert(wc),
             "content": image_fingerprint(wc),
         }
-        outputs = dict(BATCH_FILES)
+        outputs = batch_files()
         if name in tracked:
-            outputs.update(TRACK_FILES)
+            outputs.update(track_files())
         if auto:
             outputs["estimate"] = rules.diameter.output.estimate
+        if name in with_qc:
+            outputs.update(intermediate_files())
         kwargs.update(
             {k: v.format(dataset=dataset, image=name) for k, v in outputs.items()}
         )
@@ -577,7 +601,7 @@ def batch_plan(dataset, batch):
 
 def batch_outputs(dataset, batch, plan):
     """Named outputs of a batch rule: every per-image file, then the shards."""
-    keys = list(BATCH_FILES) + list(TRACK_FILES) + ["estimate"]
+    keys = [*batch_files(), *track_files(), "estimate", *intermediate_files()]
     out = {k: [p[k] for p in plan.values() if k in p] for k in keys}
     out = {k: v for k, v in out.items() if v}
     shards = [p.format(dataset=dataset, batch=batch.id) for p in BATCH_SHARDS]
