@@ -34,4 +34,4 @@ if BATCHED:
                     plan=batch_version(_plan),
                     code=[code_version(f) for f in BATCH_STEPS],
                 run:
-                    run_batch(rule, output, log, threads)
+                    run_batch(rule, output, log)

@@ -625,6 +625,14 @@ def batch_threads():
     return EXECUTION["threads"] or workflow.cores
 
 
+def pool_workers():
+    """Size of the warm worker pool, the same for every job of this Snakemake
+    process: the cores of the run, or execution.threads when larger. Inside a
+    SLURM batch job Snakemake gets the --cores of the login-node run (1 with
+    profiles/slurm), while SLURM gave the job execution.threads CPUs."""
+    return max(workflow.cores, EXECUTION["threads"] or 0)
+
+
 def batch_resources(batch):
     """Resources of a batch job (a cluster job): its workers' CPUs, memory per
     worker and run time per image (execution.mem_mb_per_worker, minutes_per_image)."""
@@ -649,7 +657,7 @@ PLANS = {}
 BATCH_STEPS = (steps.batch_image, steps.batch_part, steps.batch_tables, steps.diameter)
 
 
-def run_batch(rule_name, output, log, threads):
+def run_batch(rule_name, output, log):
     """Run block of a batch rule: the chain of every image of the batch in the
     warm pool (images in parallel; the frames of a movie in parallel when the
     batch has fewer images than workers), then the batch's table shards."""
@@ -675,8 +683,8 @@ def run_batch(rule_name, output, log, threads):
         benchmark_dir=f"results/{dataset}/benchmarks/batch",
         record=os.path.splitext(log.step)[0] + ".plan.json",
         record_plan=plan,
-        threads=threads,
-        workers=workflow.cores,
+        threads=batch_threads(),
+        workers=pool_workers(),
     )
 
 
@@ -699,7 +707,7 @@ def step(function, input, output, params, log):
         kwargs,
         log=log.step,
         benchmark=log.get("benchmark"),
-        workers=workflow.cores,
+        workers=pool_workers(),
     )
 
 
