@@ -62,8 +62,11 @@ def write_qc(out: str, *, raw: np.ndarray, labels: np.ndarray, rings: np.ndarray
     shown = list(frames)
     dpi = figures["dpi"]
     with style_with(figures["style"], dpi=dpi, size_in=figures["size_in"]) as style:
+        # each frame is composed once (contrast, contours) for its overlay and the montage:
+        # the figures of plots.qc_overlay and plots.qc_montage
         panels = []
         for t in shown:
+            frame = plots._composite(raw[t], labels[t], rings[t])
             ids: bool | dict = bool(figures["qc_ids"])
             what = "ids"
             if ids and tracks is not None and len(tracks):
@@ -71,11 +74,10 @@ def write_qc(out: str, *, raw: np.ndarray, labels: np.ndarray, rings: np.ndarray
                 ids = dict(zip(rows["label"].astype(int), rows["track_id"].astype(int)))
                 what = "track ids"
             title = f"{name}, frame {t}" + (f" ({what})" if figures["qc_ids"] else "")
-            fig = plots.qc_overlay(raw[t], labels[t], rings2d=rings[t], ids=ids, title=title,
-                                   pixel_size_um=pixel_size_um, style=style)
+            fig = plots._overlay_figure(frame, ids=ids, title=title, pixel_size_um=pixel_size_um, style=style)
             plots.save_figure(fig, os.path.join(out, f"overlay_t{t:03d}.png"), dpi=dpi, style=style)
-            panels.append((raw[t], labels[t], rings[t], f"frame {t}"))
-        fig = plots.qc_montage(panels, title=name, pixel_size_um=pixel_size_um, style=style)
+            panels.append((frame, f"frame {t}"))
+        fig = plots._montage_figure(panels, title=name, pixel_size_um=pixel_size_um, style=style)
         plots.save_figure(fig, os.path.join(out, "montage.png"), dpi=dpi, style=style)
         if smoothed is not None and mask is not None and thresholds is not None:
             thr = list(thresholds) if len(thresholds) > 1 else float(thresholds[0])
