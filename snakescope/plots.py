@@ -707,6 +707,9 @@ class _IdLabels(PathPatch):
         # -0.5 px moves it to the pixel's corner, as hinted text sits on the pixel grid.
         m = trans.get_matrix()
         em_px = self._em * abs(m[0, 0])
+        from matplotlib.backends.backend_agg import RendererAgg  # loaded by any raster save
+
+        shift = 0.5 if isinstance(renderer, RendererAgg) else 0.0
         color, width, alpha = self._outline
         renderer.open_group("ids", gid=self.get_gid())
         for stroke in (True, False):
@@ -725,7 +728,7 @@ class _IdLabels(PathPatch):
             for ch, xy in self._origins.items():
                 glyph = self._glyphs[ch]
                 if len(glyph.vertices) and len(xy):
-                    marker = MplPath(glyph.vertices * em_px - 0.5, glyph.codes)
+                    marker = MplPath(glyph.vertices * em_px - shift, glyph.codes)
                     renderer.draw_markers(gc, marker, Affine2D(), MplPath(xy), trans, face)
             gc.restore()
         renderer.close_group("ids")

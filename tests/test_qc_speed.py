@@ -256,3 +256,16 @@ def test_write_qc_folder_is_deterministic(tmp_path):
         assert data == (tmp_path / "b" / name).read_bytes(), name
         assert b"tEXt" not in data and b"Software" not in data
         assert Image.open(io.BytesIO(data)).mode == "RGB"
+
+
+def test_save_figure_png_with_a_tight_bounding_box_style(tmp_path):
+    """A style that crops figures (savefig.bbox: tight) gets matplotlib's own PNG writer."""
+    style = tmp_path / "tight.mplstyle"
+    style.write_text(plots.DEFAULT_STYLE.read_text(encoding="utf-8") + "\nsavefig.bbox: tight\n", encoding="utf-8")
+    image, labels, rings = disk_scene()
+    fig = plots.qc_overlay(image, labels, rings2d=rings, style=style)
+    full = (int(fig.get_figwidth() * 100), int(fig.get_figheight() * 100))
+    (path,) = plots.save_figure(fig, tmp_path / "t.png", dpi=100, style=style)
+    data = path.read_bytes()
+    assert Image.open(io.BytesIO(data)).size != full and b"Software" not in data
+    assert plots.save_figure(fig, tmp_path / "u.png", dpi=100, style=style)[0].read_bytes() == data
