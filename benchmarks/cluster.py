@@ -1,0 +1,138 @@
+"""Orchestration overhead of batched mode on a real (local, one-node) SLURM cluster.
+
+Runs the workflow in batched mode through ``profiles/slurm`` +
+``profiles/slurm-batched`` + ``profiles/slurm-test`` on N synthetic 512x512 stills
+(default 2,000) up to the dataset tables, and the embedded example through SLURM
+(batched) and locally (per_step, the default). Prints:
+
+* compute: the summed wall time of the steps inside the workers (the per-image
+  benchmark records of every batch, ``results/<d>/benchmarks/batch/*.tsv``, plus
+  the records of the other steps);
+* capacity: the SLURM run's wall time x the CPUs the machine has;
+* overhead = (capacity - compute) / compute: every second a CPU was not running a
+  step (queue waits, Snakemake start-up in each job, status polling, planning).
+  Issue target: <= 10 % for 2,000 stills;
+* the example: SLURM batched wall / local wall (target <= 1.5).
+
+Needs a running test cluster (SLURM_CONF set); run it as
+
+    python3 tests/cluster/with_slurm.py --install -- .venv/bin/python benchmarks/cluster.py
+
+Usage: benchmarks/cluster.py [--images 2000] [--batch-size 250] [--threads 2] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+PROFILES = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-batched"),
+            "--profile", str(ROOT / "profiles" / "slurm-test")]
+
+
+def make_stills(folder: Path, n: int, size: int = 512, distinct: int = 20) -> None:
+    """``n`` stills: ``distinct`` different synthetic fields, repeated (same work per image)."""
+    from overhead import make_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = []
+    for seed in range(distinct):
+        path = folder / f"f{seed:05d}.tif"
+        tifffile.imwrite(path, make_image(seed, size))
+        fields.append(path.read_bytes())
+    for i in range(distinct, n):
+        (folder / f"f{i:05d}.tif").write_bytes(fields[i % distinct])
+
+
+def run(workdir: Path, *args: str, env: dict) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    res = subprocess.run([SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+                         cwd=workdir, capture_output=True, text=True, env=env)
+    return time.perf_counter() - start, res
+
+
+def compute_seconds(workdir: Path) -> float:
+    """Summed wall seconds of the steps inside the workers (benchmark records)."""
+    total = 0.0
+    for path in (workdir / "results").rglob("benchmarks/**/*.tsv"):
+        total += float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=2, help="workers (CPUs) per batch job")
+    ap.add_argument("--workdir", help="keep the runs here (default: a temporary folder, removed)")
+    ap.add_argument("--skip-example", action="store_true")
+    args = ap.parse_args()
+    if not os.environ.get("SLURM_CONF"):
+        print("cluster.py: no SLURM_CONF: start it through tests/cluster/with_slurm.py (see the docstring)")
+        return 2
+    env = dict(os.environ)
+    env.pop("SNAKESCOPE_INLINE", None)
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="snakescope-cluster-"))
+    cpus = os.cpu_count() or 1
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {cpus} CPUs")
+    try:
+        screen = base / "screen"
+        shutil.rmtree(screen, ignore_errors=True)
+        make_stills(screen / "data", args.images)
+        (screen / "config.yaml").write_text(yaml.safe_dump({"datasets": {"screen": {
+            "images": str(screen / "data" / "{image}.tif"), "channels": ["nucleus"],
+            "segment": {"channel": "nucleus", "diameter": 19}, "track": {"enabled": False}}}}))
+        execution = (f"execution={{mode: batched, batch_size: {args.batch_size}, threads: {args.threads}, "
+                     f"mem_mb_per_worker: 800}}")
+        target = "results/screen/tables/objects.csv"
+        wall, res = run(screen, target, *PROFILES, "--configfile", str(screen / "config.yaml"),
+                        "--config", execution, env=env)
+        if res.returncode != 0:
+            print(res.stdout[-3000:], res.stderr[-3000:])
+            return 1
+        compute = compute_seconds(screen)
+        jobs = (res.stdout + res.stderr).count("has been submitted with SLURM jobid")
+        overhead = (wall * cpus - compute) / compute
+        print(f"\n{args.images} stills 512x512, batched (batch_size {args.batch_size}, {args.threads} workers per "
+              f"job) through SLURM: {jobs} SLURM jobs")
+        print(f"  wall {wall:.1f} s; compute (steps in workers) {compute:.1f} s; capacity {wall * cpus:.1f} CPU-s")
+        print(f"  orchestration overhead (capacity - compute) / compute = {overhead:.1%}   (target <= 10 %)")
+        if not args.skip_example:
+            local, slurm = base / "example_local", base / "example_slurm"
+            for d in (local, slurm):
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir(parents=True)
+                shutil.copy(ROOT / "config" / "config.yaml", d / "config.yaml")
+            local_wall, res_local = run(local, "--cores", str(cpus), "--configfile", str(local / "config.yaml"),
+                                        env=env)
+            slurm_wall, res_slurm = run(slurm, *PROFILES, "--configfile", str(slurm / "config.yaml"), "--config",
+                                        f"execution={{mode: batched, threads: {args.threads}}}", env=env)
+            ok = res_local.returncode == 0 and res_slurm.returncode == 0
+            print(f"\nembedded example: local per_step {local_wall:.1f} s, SLURM batched {slurm_wall:.1f} s, "
+                  f"ratio {slurm_wall / local_wall:.2f}   (target <= 1.5){'' if ok else '  (A RUN FAILED)'}")
+            if not ok:
+                print(res_local.stderr[-2000:], res_slurm.stderr[-3000:])
+                return 1
+    finally:
+        print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if not args.workdir:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
