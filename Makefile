@@ -28,6 +28,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not workflow"
 
+# Real-data accuracy on every set with ground truth (../shared/data), checked against
+# benchmarks/results/accuracy.csv (a drop > 0.01 fails): ~15 min on 2 cores.
+.PHONY: accuracy
+accuracy: $(STAMP)
+	$(BIN)/python benchmarks/accuracy.py --check --no-baseline
+
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
