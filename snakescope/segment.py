@@ -562,6 +562,90 @@ def refine(
     return remove_small(out, min_area_px=math.pi * (min_diameter_px / 2) ** 2)
 
 
+def _maximum_positions(surface: np.ndarray, components: np.ndarray, ids: np.ndarray) -> list[tuple[int, ...]]:
+    """``ndi.maximum_position(surface, components, ids)``: the pixel of each
+    component's maximum, without sorting the whole frame.
+
+    scipy argsorts every pixel of the frame (~0.35 s on 1024 x 1024); here each
+    component is searched within its bounding box. Where a component's maximum
+    is not unique, scipy's choice depends on its unstable sort, so that case
+    (rare: the smoothed surface is float) calls scipy itself.
+    """
+    if surface.ndim != 2:
+        return ndi.maximum_position(surface, components, ids)
+    boxes = ndi.find_objects(components, max_label=int(max(ids)))
+    out = []
+    for i in ids:
+        box = boxes[int(i) - 1]
+        if box is None:
+            return ndi.maximum_position(surface, components, ids)
+        inside = components[box] == i
+        values = surface[box]
+        top = values[inside].max()
+        hits = np.flatnonzero(inside & (values == top))
+        if hits.size != 1:
+            return ndi.maximum_position(surface, components, ids)
+        r, c = divmod(int(hits[0]), inside.shape[1])
+        out.append((box[0].start + r, box[1].start + c))
+    return out
+
+
+# Largest distance (px) the bounded transform below resolves; wider objects use scipy.
+_EDT_MAX_PX = 64
+_EDT_SQRT = np.sqrt(np.arange(_EDT_MAX_PX * _EDT_MAX_PX + 1, dtype=np.float64)).astype(np.float32)
+
+
+def _distance_surface(mask: np.ndarray) -> np.ndarray:
+    """``ndi.distance_transform_edt(mask).astype(np.float32)``, exactly.
+
+    The exact squared distance to the nearest background pixel by two bounded
+    separable min-plus passes on ``uint16`` (columns, then rows: ``f(x) = min
+    over dx of g(x + dx)**2 + dx**2`` with ``g`` the distance within the
+    column), each stopping as soon as no pixel can still improve. The squared
+    distances are integers, so their square roots (as scipy computes them, in
+    float64, then cast) are identical. ~10 ms instead of ~75 ms on a 1024 x
+    1024 frame of nuclei; masks without background or with objects wider than
+    2 x ``_EDT_MAX_PX`` go to scipy.
+    """
+    if mask.ndim != 2 or mask.all() or not mask.any():
+        return ndi.distance_transform_edt(mask).astype(np.float32)
+    lim = _EDT_MAX_PX
+    inf = np.uint16(lim * lim + 1)
+    h, w = mask.shape
+    # columns: v = squared distance to the nearest background pixel of the column (inf beyond lim)
+    v0 = np.where(mask, inf, np.uint16(0)).ravel()
+    v = v0.copy()
+    tmp = np.empty_like(v0)
+    dy = 1
+    while dy <= lim and dy < h and dy * dy < int(v.max()):
+        s = dy * w
+        d2 = np.uint16(dy * dy)
+        np.add(v0[s:], d2, out=tmp[s:])
+        np.minimum(v[:-s], tmp[s:], out=v[:-s])
+        np.add(v0[:-s], d2, out=tmp[:-s])
+        np.minimum(v[s:], tmp[:-s], out=v[s:])
+        dy += 1
+    # rows, in a buffer with lim padding columns after every row so that a flat shift never wraps
+    wp = w + lim
+    g2 = np.full((h, wp), inf, dtype=np.uint16)
+    g2[:, :w] = v.reshape(h, w)
+    g2 = g2.ravel()
+    f = g2.copy()
+    tmp = np.empty_like(g2)
+    fw = f.reshape(h, wp)[:, :w]
+    dx = 1
+    while dx <= lim and dx * dx < int(fw.max()):
+        d2 = np.uint16(dx * dx)
+        np.add(g2[dx:], d2, out=tmp[dx:])
+        np.minimum(f[:-dx], tmp[dx:], out=f[:-dx])
+        np.add(g2[:-dx], d2, out=tmp[:-dx])
+        np.minimum(f[dx:], tmp[:-dx], out=f[dx:])
+        dx += 1
+    if int(fw.max()) > lim * lim:  # a pixel farther than lim from the background
+        return ndi.distance_transform_edt(mask).astype(np.float32)
+    return _EDT_SQRT[fw]
+
+
 def _markers_from_peaks(surface: np.ndarray, mask: np.ndarray, components: np.ndarray, *, min_distance_px: float) -> np.ndarray:
     from skimage.feature import peak_local_max
 
@@ -581,12 +665,80 @@ def _markers_from_peaks(surface: np.ndarray, mask: np.ndarray, components: np.nd
         seeded[components[peaks]] = True
         missing = np.flatnonzero(~seeded[1:]) + 1
         if missing.size:
-            pos = ndi.maximum_position(surface, components, missing)
-            for p in pos:
+            for p in _maximum_positions(surface, components, missing):
                 peaks[p] = True
     # Adjacent peak pixels (plateaus) form one seed.
     markers, _ = ndi.label(peaks, structure=np.ones((3, 3), bool))
     return markers
+
+
+def _watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """``watershed(-surface, markers, mask=mask)`` (int32), flooding only the
+    components of ``mask`` that hold seeds of two or more markers.
+
+    A component (4-connected, as the flooding) with the seeds of one marker
+    becomes that marker whole. The others are cut out, stacked one below the
+    other (a background row between them) and flooded in one call: the
+    watershed's priority queue orders pixels by (value, time of entry), and
+    the relative order of one component's pixels does not depend on the other
+    components, so each component is flooded exactly as in the whole frame
+    (the neighbour order is the same, and the frame's raster order is kept
+    within a component). Only seeds of equal value in one component are
+    ordered by the queue's internal layout: then the whole frame is flooded,
+    as before.
+    """
+    from skimage.segmentation import watershed
+
+    if mask.ndim != 2:
+        return watershed(-surface, markers, mask=mask).astype(np.int32)
+    comp = components.ravel()
+    at = np.flatnonzero(markers.ravel())
+    at = at[mask.ravel()[at]]  # the watershed ignores markers outside the mask
+    seed_comp = comp[at].astype(np.int64)
+    seed_marker = markers.ravel()[at].astype(np.int64)
+    n = int(components.max()) if comp.size else 0
+    if n == 0 or at.size == 0:
+        return watershed(-surface, markers, mask=mask).astype(np.int32)
+    base = int(seed_marker.max()) + 1
+    pairs = np.unique(seed_comp * base + seed_marker)
+    pair_comp = pairs // base
+    per_comp = np.bincount(pair_comp, minlength=n + 1)
+    whole = np.zeros(n + 1, dtype=np.int32)
+    single = per_comp[pair_comp] == 1
+    whole[pair_comp[single]] = pairs[single] - pair_comp[single] * base
+    whole[0] = 0
+    multi = np.flatnonzero(per_comp >= 2)
+    if multi.size:
+        in_multi = per_comp[seed_comp] >= 2
+        key = np.lexsort((surface.ravel()[at][in_multi], seed_comp[in_multi]))
+        vals = surface.ravel()[at][in_multi][key]
+        cmps = seed_comp[in_multi][key]
+        if np.any((cmps[1:] == cmps[:-1]) & (vals[1:] == vals[:-1])):
+            return watershed(-surface, markers, mask=mask).astype(np.int32)
+    out = whole[components]
+    if not multi.size:
+        return out
+    boxes = ndi.find_objects(components)
+    sel = [boxes[i - 1] for i in multi]
+    heights = [b[0].stop - b[0].start for b in sel]
+    width = max(b[1].stop - b[1].start for b in sel)
+    rows = np.cumsum([0] + [hh + 1 for hh in heights])
+    canvas = np.zeros((int(rows[-1]), width), dtype=np.float32)
+    cmask = np.zeros(canvas.shape, dtype=bool)
+    cmark = np.zeros(canvas.shape, dtype=np.int32)
+    inside = []
+    for i, box, r0 in zip(multi, sel, rows[:-1]):
+        own = components[box] == i
+        hh, ww = own.shape
+        dst = (slice(int(r0), int(r0) + hh), slice(0, ww))
+        cmask[dst] = own
+        canvas[dst] = surface[box]
+        cmark[dst] = np.where(own, markers[box], 0)
+        inside.append((box, dst, own))
+    flooded = watershed(-canvas, cmark, mask=cmask)
+    for box, dst, own in inside:
+        out[box][own] = flooded[dst][own]
+    return out
 
 
 def split(
@@ -630,7 +782,7 @@ def split(
     if method == "none" or n == 0:
         return components.astype(np.int32)
     if method == "distance":
-        surface = ndi.distance_transform_edt(mask).astype(np.float32)
+        surface = _distance_surface(mask)
         if sigma_px > 0:
             surface = np.where(mask, ndi.gaussian_filter(surface, float(sigma_px)), 0).astype(np.float32)
         if h_px:
@@ -644,18 +796,18 @@ def split(
             missing = np.flatnonzero(~seeded[1:]) + 1
             if missing.size:
                 extra = np.zeros(mask.shape, dtype=bool)
-                for p in ndi.maximum_position(surface, components, missing):
+                for p in _maximum_positions(surface, components, missing):
                     extra[p] = True
                 markers, _ = ndi.label(peaks | extra, structure=np.ones((3, 3), bool))
         else:
             markers = _markers_from_peaks(surface, mask, components, min_distance_px=min_distance_px)
-        return watershed(-surface, markers, mask=mask).astype(np.int32)
+        return _watershed(surface, markers, mask, components)
     if method == "intensity":
         if intensity is None:
             raise InputError("split: method 'intensity' needs the smoothed image as `intensity`")
         surface = np.asarray(intensity, dtype=np.float32)
         markers = _markers_from_peaks(surface, mask, components, min_distance_px=min_distance_px)
-        return watershed(-surface, markers, mask=mask).astype(np.int32)
+        return _watershed(surface, markers, mask, components)
     raise InputError(f"split: unknown `method` {method!r}; use one of {list(SPLIT_METHODS)}")
 
 
