@@ -628,9 +628,32 @@ def erode_labels(labels: np.ndarray, *, radius_px: float) -> np.ndarray:
     r = int(floor(radius_px))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     footprint = (yy * yy + xx * xx) <= radius_px * radius_px
-    lo = ndi.minimum_filter(labels, footprint=footprint, mode="constant", cval=0)
-    hi = ndi.maximum_filter(labels, footprint=footprint, mode="constant", cval=0)
-    return np.where((lo == labels) & (hi == labels), labels, 0).astype(labels.dtype)
+    if labels.ndim != 2 or labels.dtype.kind not in "iu":
+        lo = ndi.minimum_filter(labels, footprint=footprint, mode="constant", cval=0)
+        hi = ndi.maximum_filter(labels, footprint=footprint, mode="constant", cval=0)
+        return np.where((lo == labels) & (hi == labels), labels, 0).astype(labels.dtype)
+    # A pixel stays when every footprint pixel (0 outside the image) holds its
+    # label: the minimum and maximum filters above, as one comparison per pair
+    # of opposite offsets on a flat zero-padded buffer (r rows above and below,
+    # r columns after every row, so a shift never wraps into another row).
+    h, w = labels.shape
+    wp = w + r
+    buf = np.zeros((h + 2 * r, wp), dtype=labels.dtype)
+    buf[r : r + h, :w] = labels
+    flat = buf.ravel()
+    bad = np.zeros(flat.size, dtype=bool)
+    diff = np.empty(flat.size, dtype=bool)
+    for dy, dx in zip(*np.nonzero(footprint)):
+        s = int(dy - r) * wp + int(dx - r)
+        if s <= 0:
+            continue  # each pair of opposite offsets once
+        d = diff[: flat.size - s]
+        np.not_equal(flat[s:], flat[:-s], out=d)
+        bad[s:] |= d
+        bad[:-s] |= d
+    out = labels.copy()
+    out[bad.reshape(buf.shape)[r : r + h, :w]] = 0
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -769,7 +792,7 @@ def measure_rings(
         if nucleus_erosion_px:
             core = erode_labels(nuclei, radius_px=nucleus_erosion_px)
             kept = np.zeros(int(nuclei.max()) + 1, dtype=bool)
-            kept[np.unique(core)] = True
+            kept[core.ravel()] = True
             ring = np.where(kept[ring], ring, 0)
         table = ring_stats(core, ring, corrected, reporters=reporters, statistic=statistic, min_ring_px=min_ring_px)
         if nucleus_erosion_px:  # nuclei eroded away entirely: keep their rows with a reason

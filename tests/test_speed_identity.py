@@ -118,3 +118,41 @@ def test_split_unchanged(i, kw):
     ref = _reference_split(mask, **kw)
     got = segment.split(mask, **kw)
     assert got.dtype == ref.dtype and np.array_equal(got, ref)
+
+
+def _reference_erode(labels, radius_px):
+    r = int(np.floor(radius_px))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    footprint = (yy * yy + xx * xx) <= radius_px * radius_px
+    lo = ndi.minimum_filter(labels, footprint=footprint, mode="constant", cval=0)
+    hi = ndi.maximum_filter(labels, footprint=footprint, mode="constant", cval=0)
+    return np.where((lo == labels) & (hi == labels), labels, 0).astype(labels.dtype)
+
+
+@pytest.mark.parametrize("i", range(6))
+@pytest.mark.parametrize("radius", [1.0, 1.5, 2.0, 2.9, 4.0])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.uint8])
+def test_erode_labels_is_min_max_filter(i, radius, dtype):
+    from snakescope.rings import erode_labels
+
+    labels = segment.split(MASKS[i], sigma_px=1.5, min_distance_px=3).astype(dtype)
+    ref = _reference_erode(labels, radius)
+    got = erode_labels(labels, radius_px=radius)
+    assert got.dtype == ref.dtype and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("values", [
+    np.array([3, 1, 2, 0, 5, 4, 4, 7], np.float32),
+    np.array([3, 1, 2.5, 0, 5, 4, 4, 7], np.float32),  # not whole numbers
+    np.array([3, -0.0, 2, 0, 5, 4, 4, 7], np.float32),  # a negative zero keeps the float keys
+    np.array([3, -1, 2, 0, 5, 4, 4, 7], np.float32),
+    np.array([3e9, 1, 2, 0, 5, 4, 4, 7], np.float32),  # beyond int32
+])
+def test_sort_within_groups_whole_floats(values):
+    from snakescope.measure import _float_from_keys, _float_sort_keys, _sort_within_groups
+
+    group = np.array([1, 0, 1, 0, 2, 2, 1, 0], np.intp)
+    keys = group.astype(np.uint64) << np.uint64(32) | _float_sort_keys(values)
+    ref = _float_from_keys(np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    got = _sort_within_groups(values, group, 3)
+    assert got.dtype == ref.dtype and got.tobytes() == ref.tobytes()
