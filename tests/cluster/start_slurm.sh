@@ -103,8 +103,9 @@ SwitchType=switch/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-# Finished jobs stay visible to squeue for 10 min (snakemake's status checks use squeue).
-MinJobAge=600
+# Finished jobs stay visible to squeue for 1 h (snakemake's status checks and the tests use
+# squeue; with 10 min a slow, loaded test run lost its first jobs before the test looked).
+MinJobAge=3600
 ReturnToService=2
 SlurmdParameters=config_overrides
 SlurmdTimeout=60

@@ -195,7 +195,7 @@ def submissions(result) -> list[int]:
 
 def squeue_jobs(result, env) -> list[int]:
     """The run's SLURM jobs as squeue sees them: jobs are named by the run's uuid, and
-    without accounting squeue shows finished jobs for MinJobAge (600 s)."""
+    without accounting squeue shows finished jobs for MinJobAge (3600 s in start_slurm.sh)."""
     m = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr)
     assert m, "no SLURM run ID in the log"
     res = subprocess.run(["squeue", "-h", "-t", "all", "--name", m.group(1), "-o", "%i"],
