@@ -42,7 +42,7 @@ BATCHED = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT 
 STATE_DIR = Path(os.environ.get("SNAKESCOPE_SLURM_DIR", "/tmp/snakescope-slurm"))
 REQUIRE = os.environ.get("SNAKESCOPE_REQUIRE_SLURM") == "1"
 #: Bounds on one snakemake run through the test cluster: a hang fails the test, not CI's clock.
-RUN_TIMEOUT = 900
+RUN_TIMEOUT = 1500
 FAIL_TIMEOUT = 480
 
 _asked = os.environ.get("SNAKESCOPE_CLUSTER")
