@@ -7,9 +7,13 @@ figures a folder holds, with the configured style, size and formats.
 from __future__ import annotations
 
 import contextlib
+import functools
+import multiprocessing
 import os
 import tempfile
-from typing import Any, Iterator, Mapping, Sequence
+import threading
+import traceback
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,8 @@ import pandas as pd
 from . import plots
 from .errors import InputError
 from .rings import reporters_of
+
+T = TypeVar("T")
 
 
 def frames_to_show(n_frames: int, wanted: Sequence[int | str]) -> list[int]:
@@ -91,38 +97,153 @@ def write_qc(out: str, *, raw: np.ndarray, labels: np.ndarray, rings: np.ndarray
 
 def write_dataset_figures(out: str, *, objects: pd.DataFrame, images: pd.DataFrame, traces: pd.DataFrame | None,
                           dataset: str, figures: Mapping[str, Any], conditions: Mapping[str, str] | None,
-                          stimulus_frame: float | None, baseline_frames: Sequence[int] | None) -> None:
+                          stimulus_frame: float | None, baseline_frames: Sequence[int] | None,
+                          workers: int | None = None) -> None:
     """Figures of a dataset in the folder ``out``: counts per frame, area (and rod
     length/width) and C/N distributions; with ``traces`` C/N and dC/N traces
     (median and band) and a heatmap sorted by response, for stills per-image
-    summaries. One file per figure and format of ``figures["formats"]``."""
+    summaries. One file per figure and format of ``figures["formats"]``.
+
+    The figures are independent: up to ``workers`` processes (default: the
+    CPUs this process may use) draw them (see :func:`run_tasks`); every file
+    has the same bytes whichever process writes it."""
     groups = dict(conditions) if conditions else None
     baseline = tuple(baseline_frames) if baseline_frames else None
     with style_with(figures["style"], dpi=figures["dpi"], size_in=figures["size_in"]) as style:
+        tasks: list[tuple[str, Callable[[], Any]]] = []
 
-        def save(fig, stem: str) -> None:
-            for fmt in figures["formats"]:
-                plots.save_figure(fig, os.path.join(out, f"{stem}.{fmt}"), dpi=figures["dpi"], style=style)
+        def add(stem: str, plot: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+            tasks.append((stem, functools.partial(plot, *args, style=style, **kwargs)))
 
-        save(plots.count_per_frame(images, groups=groups, title=f"{dataset}: objects", style=style), "counts")
-        save(plots.area_distribution(objects, groups=groups, title=f"{dataset}: object area", style=style), "area")
+        add("counts", plots.count_per_frame, images, groups=groups, title=f"{dataset}: objects")
+        add("area", plots.area_distribution, objects, groups=groups, title=f"{dataset}: object area")
         for column, what in (("length_um", "rod length"), ("width_um", "rod width")):
             if column in objects and objects[column].notna().any():
-                save(plots.area_distribution(objects, column=column, groups=groups, title=f"{dataset}: {what}",
-                                             style=style), f"{what.replace(' ', '_')}")
+                add(what.replace(" ", "_"), plots.area_distribution, objects, column=column, groups=groups,
+                    title=f"{dataset}: {what}")
         for r in reporters_of(objects.columns):
-            save(plots.cn_distribution(objects, reporter=r, groups=groups, title=f"{dataset}: C/N {r}", style=style),
-                 f"cn_distribution_{r}")
+            add(f"cn_distribution_{r}", plots.cn_distribution, objects, reporter=r, groups=groups,
+                title=f"{dataset}: C/N {r}")
             if traces is not None and len(traces):
-                kw = dict(reporter=r, stimulus_frame=stimulus_frame, baseline_frames=baseline, groups=groups,
-                          style=style)
-                save(plots.cn_traces(traces, band=figures["band"], max_cells=figures["max_cells"],
-                                     title=f"{dataset}: C/N {r}", **kw), f"cn_traces_{r}")
+                kw = dict(reporter=r, stimulus_frame=stimulus_frame, baseline_frames=baseline, groups=groups)
+                add(f"cn_traces_{r}", plots.cn_traces, traces, band=figures["band"], max_cells=figures["max_cells"],
+                    title=f"{dataset}: C/N {r}", **kw)
                 if f"dcn_{r}" in traces:
-                    save(plots.dcn_traces(traces, band=figures["band"], max_cells=figures["max_cells"],
-                                          title=f"{dataset}: ΔC/N {r}", **kw), f"dcn_traces_{r}")
-                save(plots.cn_heatmap(traces, cmap=figures["cmap"], title=f"{dataset}: C/N {r}", **kw),
-                     f"heatmap_{r}")
+                    add(f"dcn_traces_{r}", plots.dcn_traces, traces, band=figures["band"],
+                        max_cells=figures["max_cells"], title=f"{dataset}: ΔC/N {r}", **kw)
+                add(f"heatmap_{r}", plots.cn_heatmap, traces, cmap=figures["cmap"], title=f"{dataset}: C/N {r}", **kw)
             else:
-                save(plots.still_summary(objects, reporter=r, groups=groups, title=f"{dataset}: C/N {r} per image",
-                                         style=style), f"summary_{r}")
+                add(f"summary_{r}", plots.still_summary, objects, reporter=r, groups=groups,
+                    title=f"{dataset}: C/N {r} per image")
+
+        def draw(task: tuple[str, Callable[[], Any]]) -> None:
+            stem, plot = task
+            # all formats in one call: the figure is laid out once for all of them
+            plots.save_figure(plot(), os.path.join(out, f"{stem}.png"), formats=figures["formats"],
+                              dpi=figures["dpi"], style=style)
+
+        run_tasks(tasks, draw, workers=workers)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def run_tasks(tasks: Sequence[T], run: Callable[[T], None], *, workers: int | None = None) -> None:
+    """``run(task)`` for every task, in this process and up to ``workers - 1`` forked ones.
+
+    Tasks are taken in order from a shared counter by whichever process is
+    free, so ``run`` must give the same result in any process (it writes files;
+    nothing is returned). Forked processes inherit everything already imported
+    and built (tables, style), so they start in milliseconds, where a
+    ``spawn``/``forkserver`` process would first spend ~1 s of CPU importing
+    matplotlib and pandas. Fork is used only where it is safe: a POSIX system,
+    this process running a single thread (e.g. a worker of the workflow's
+    process pool), and more than one task and worker; otherwise the tasks run
+    here, one after the other.
+
+    Errors: every process stops taking tasks after any failure; the exception
+    of the first failing task in task order is raised (the one a serial run
+    raises), with the worker's traceback as its cause when it failed in a
+    forked process.
+    """
+    tasks = list(tasks)
+    n = min(int(workers) if workers else usable_cpus(), len(tasks))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        for task in tasks:
+            run(task)
+        return
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("l", 0)  # next task; set past the end to stop everyone
+
+    def take() -> int | None:
+        with counter.get_lock():
+            i = counter.value
+            if i >= len(tasks):
+                return None
+            counter.value = i + 1
+            return i
+
+    def stop() -> None:
+        with counter.get_lock():
+            counter.value = len(tasks)
+
+    def loop(report: Callable[[int, BaseException, str], None]) -> None:
+        while (i := take()) is not None:
+            try:
+                run(tasks[i])
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent, re-raised there
+                stop()
+                report(i, exc, traceback.format_exc())
+                return
+
+    def child(conn) -> None:
+        failures = []
+        loop(lambda i, exc, tb: failures.append((i, exc, tb)))
+        for i, exc, tb in failures:
+            try:
+                conn.send((i, exc, tb))
+            except Exception:  # noqa: BLE001 - an exception that does not pickle
+                conn.send((i, RuntimeError(f"{type(exc).__name__}: {exc}"), tb))
+        conn.close()
+
+    processes = []
+    for _ in range(n - 1):
+        reader, writer = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=child, args=(writer,), daemon=False)
+        process.start()
+        writer.close()
+        processes.append((process, reader))
+    failures: list[tuple[int, BaseException, str | None]] = []
+    try:
+        loop(lambda i, exc, tb: failures.append((i, exc, None)))
+    finally:
+        if failures:
+            stop()
+        for process, reader in processes:
+            try:
+                while True:
+                    failures.append(reader.recv())
+            except EOFError:
+                pass
+            process.join()
+            reader.close()
+            if process.exitcode != 0 and not failures:
+                failures.append((len(tasks), RuntimeError(
+                    f"a figure process died (exit code {process.exitcode}); rerun, and check memory"), None))
+    if failures:
+        _, exc, tb = min(failures, key=lambda f: f[0])
+        if tb is None:
+            raise exc
+        raise exc from _WorkerTraceback(tb)
+
+
+class _WorkerTraceback(Exception):
+    """The traceback of an exception raised in a forked process of :func:`run_tasks`."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0])

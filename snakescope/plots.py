@@ -48,7 +48,7 @@ import os
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -2170,10 +2170,11 @@ def save_figure(
         if target.suffix.lower() not in FORMATS:
             raise InputError(f"{target}: unsupported figure format; use a .png, .svg or .pdf file name")
     written = []
-    with _styled(style, rc=_SAVE_RC):
+    with _styled(style, rc=_SAVE_RC), _fixed_layout(fig, dpi) as lay_out:
         for target in targets:
             fmt = FORMATS[target.suffix.lower()]
-            with atomic_path(target) as tmp:
+            lay_out(fmt)
+            with atomic_path(target) as tmp, (_lean_pdf_fonts() if fmt == "pdf" else contextlib.nullcontext()):
                 pixels = _render_rgba(fig, dpi) if fmt == "png" else None
                 if pixels is not None:
                     with open(tmp, "wb") as fh:
@@ -2183,6 +2184,107 @@ def save_figure(
                     fig.savefig(tmp, format=fmt, dpi=dpi, metadata=dict(_METADATA[fmt]), **extra)
             written.append(target)
     return written
+
+
+#: OpenType layout tables (glyph substitution and positioning, math layout):
+#: used to shape text, which matplotlib does before writing a PDF; a PDF
+#: viewer draws the embedded glyphs by index and never reads them.
+_PDF_DROPPED_FONT_TABLES = ("GSUB", "GPOS", "GDEF", "MATH", "BASE", "JSTF")
+
+
+@contextlib.contextmanager
+def _lean_pdf_fonts() -> Iterator[None]:
+    """While the block runs, fonts embedded in PDF files leave out the layout
+    tables (:data:`_PDF_DROPPED_FONT_TABLES`).
+
+    Matplotlib subsets every embedded font with fontTools; most of that time
+    (~0.05 of ~0.09 s per PDF with DejaVu Sans) goes into reading and subsetting
+    the GSUB/GPOS tables. The glyph outlines, metrics, character map and
+    glyph names are the same, the fonts ~20 % smaller. Done by handing
+    matplotlib's PDF backend a ``fontTools.subset`` whose ``Options`` add these
+    tables to ``drop_tables``; with a matplotlib that subsets fonts another
+    way nothing changes.
+    """
+    try:
+        from fontTools import subset as fonttools_subset
+        from matplotlib.backends import _backend_pdf_ps
+    except ImportError:  # pragma: no cover - fontTools is a matplotlib dependency
+        yield
+        return
+    if getattr(_backend_pdf_ps, "subset", None) is not fonttools_subset:
+        yield
+        return
+    _backend_pdf_ps.subset = _LeanSubset(fonttools_subset)
+    try:
+        yield
+    finally:
+        _backend_pdf_ps.subset = fonttools_subset
+
+
+class _LeanSubset:
+    """``fontTools.subset`` whose ``Options`` drop :data:`_PDF_DROPPED_FONT_TABLES` (see :func:`_lean_pdf_fonts`)."""
+
+    def __init__(self, module) -> None:
+        base = module.Options
+
+        class Options(base):
+            def __init__(self, **kwargs) -> None:
+                super().__init__(**kwargs)
+                self.drop_tables = list(self.drop_tables) + [
+                    t for t in _PDF_DROPPED_FONT_TABLES if t not in self.drop_tables]
+
+        self._module = module
+        self.Options = Options
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+
+@contextlib.contextmanager
+def _fixed_layout(fig: Figure, dpi: float) -> Iterator[Callable[[str], None]]:
+    """While saving: ``lay_out(fmt)`` lays the figure out for format `fmt` once
+    per kind of output, and the layout engine is off otherwise.
+
+    ``savefig`` runs a layout engine (constrained layout) for every file, in a
+    draw without output before the real draw. Here the engine runs once
+    for the PNG (with the Agg renderer at `dpi`, as ``savefig`` would) and once
+    for the vector formats (with the SVG renderer at 72 dpi; the PDF renderer's
+    text metrics differ by < 0.01 pt), and each file is drawn once.
+    The engine is restored when the block ends. Figures without an engine, and a
+    style with ``savefig.bbox: tight`` (matplotlib's own pre-draw places the
+    bounding box), are saved as usual.
+    """
+    engine = fig.get_layout_engine()
+    if engine is None or matplotlib.rcParams["savefig.bbox"] == "tight" or not hasattr(engine, "execute"):
+        yield lambda fmt: None
+        return
+    done: list[str] = []
+
+    def lay_out(fmt: str) -> None:
+        kind = "raster" if fmt == "png" else "vector"
+        if done and done[-1] == kind:
+            return
+        figure_dpi, canvas = fig.dpi, fig.canvas
+        try:
+            if kind == "vector":
+                from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+                FigureCanvasSVG(fig)  # the renderer the engine asks the figure for: SVG's
+                fig.dpi = 72
+            else:
+                fig.dpi = dpi
+            engine.execute(fig)
+        finally:
+            fig.set_canvas(canvas)
+            fig.dpi = figure_dpi
+        done.append(kind)
+
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
+    try:
+        yield lay_out
+    finally:
+        fig.set_layout_engine(engine)
 
 
 def _render_rgba(fig: Figure, dpi: float) -> np.ndarray | None:
