@@ -142,6 +142,10 @@ def write_dataset_figures(out: str, *, objects: pd.DataFrame, images: pd.DataFra
             plots.save_figure(plot(), os.path.join(out, f"{stem}.png"), formats=figures["formats"],
                               dpi=figures["dpi"], style=style)
 
+        # the costliest figures first (heat maps: an image and a colour bar; then traces), so that
+        # no process is left with a long figure at the end; the files do not depend on the order
+        cost = {"heatmap": 0, "cn_traces": 1, "dcn_traces": 1}
+        tasks.sort(key=lambda task: cost.get(task[0].rsplit("_", 1)[0], 2))
         run_tasks(tasks, draw, workers=workers)
 
 
