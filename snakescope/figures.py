@@ -146,6 +146,7 @@ def write_dataset_figures(out: str, *, objects: pd.DataFrame, images: pd.DataFra
         # no process is left with a long figure at the end; the files do not depend on the order
         cost = {"heatmap": 0, "cn_traces": 1, "dcn_traces": 1}
         tasks.sort(key=lambda task: cost.get(task[0].rsplit("_", 1)[0], 2))
+        plots.import_backends(figures["formats"])  # once, before any fork
         run_tasks(tasks, draw, workers=workers)
 
 

@@ -2287,6 +2287,17 @@ def _fixed_layout(fig: Figure, dpi: float) -> Iterator[Callable[[str], None]]:
         fig.set_layout_engine(engine)
 
 
+def import_backends(formats: Sequence[str]) -> None:
+    """Import the matplotlib backends that write `formats` (png, svg, pdf) now, e.g.
+    before forking processes that save figures (each would import them again)."""
+    import importlib
+
+    for fmt in formats:
+        name = {"png": "agg", "svg": "svg", "pdf": "pdf"}.get(str(fmt).lower().lstrip("."))
+        if name:
+            importlib.import_module(f"matplotlib.backends.backend_{name}")
+
+
 def _render_rgba(fig: Figure, dpi: float) -> np.ndarray | None:
     """The figure drawn by Agg as for a PNG at `dpi` (``savefig`` with the raw
     ``rgba`` format): ``(H, W, 4)`` uint8, or None when the canvas is not the
