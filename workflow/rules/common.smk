@@ -483,7 +483,7 @@ def traces_of_dataset(wildcards):
 
 
 def table_inputs(wildcards):
-    """Input function (unpacked) of rule tables: the per-image tables (per_step)
+    """Input function (unpacked) for the tables rule - the per-image tables (per_step)
     or the Parquet shards of the batches (batched)."""
     if BATCHED:
         shards = batch_shards(wildcards.dataset)
@@ -566,7 +566,9 @@ def batch_plan(dataset, batch):
     auto = ds["segment"]["diameter"] == "auto"
     # the images that get QC images also get the files of smooth/threshold/refine
     # (the QC threshold panels), from the batch instead of a second pass
-    with_qc = set(qc_images(dataset)) if segment_method(dataset) == "threshold" else set()
+    with_qc = (
+        set(qc_images(dataset)) if segment_method(dataset) == "threshold" else set()
+    )
     plan = {}
     for name in batch.images:
         wc = Wildcards(fromdict={"dataset": dataset, "image": name})
@@ -664,7 +666,10 @@ def run_batch(rule_name, output, log):
     dataset, plan = PLANS[rule_name]
     runner.run_batch(
         steps.batch_image,
-        {name: {k: v for k, v in kw.items() if k != "content"} for name, kw in plan.items()},
+        {
+            name: {k: v for k, v in kw.items() if k != "content"}
+            for name, kw in plan.items()
+        },
         part=steps.batch_part,
         diameter=steps.diameter,
         tables=steps.batch_tables,
