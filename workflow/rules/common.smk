@@ -147,13 +147,26 @@ def n_frames(dataset, name):
     return _frames_cache[key]
 
 
+_tracked = {}
+
+
 def tracked_images(dataset):
     """Images of {dataset} that are tracked: all (track.enabled true), none
-    (false), or those with more than one frame (auto)."""
-    enabled = config["datasets"][dataset]["track"]["enabled"]
-    if enabled is True or enabled is False:
-        return images(dataset) if enabled else []
-    return [name for name in images(dataset) if n_frames(dataset, name) > 1]
+    (false), or those with more than one frame (auto). Computed once per
+    dataset: it is asked for every batch and image (quadratic otherwise)."""
+    if dataset not in _tracked:
+        enabled = config["datasets"][dataset]["track"]["enabled"]
+        if enabled is True or enabled is False:
+            names = images(dataset) if enabled else []
+        else:
+            names = [name for name in images(dataset) if n_frames(dataset, name) > 1]
+        _tracked[dataset] = (names, set(names))
+    return _tracked[dataset][0]
+
+
+def is_tracked(dataset, image):
+    tracked_images(dataset)
+    return image in _tracked[dataset][1]
 
 
 def segment_method(dataset):
@@ -470,7 +483,7 @@ def qc_threshold_inputs(wildcards):
 
 def tracks_of_image(wildcards):
     """Input function: the track table of a tracked image (none for stills)."""
-    if wildcards.image in tracked_images(wildcards.dataset):
+    if is_tracked(wildcards.dataset, wildcards.image):
         return rules.track.output.tracks.format(**wildcards)
     return []
 
@@ -562,13 +575,11 @@ def batch_plan(dataset, batch):
     """Everything a batch job runs: per image, the keyword arguments of
     steps.batch_image (inputs, settings, outputs)."""
     ds = config["datasets"][dataset]
-    tracked = set(tracked_images(dataset))
+    tracked = {name for name in batch.images if is_tracked(dataset, name)}
     auto = ds["segment"]["diameter"] == "auto"
     # the images that get QC images also get the files of smooth/threshold/refine
     # (the QC threshold panels), from the batch instead of a second pass
-    with_qc = (
-        set(qc_images(dataset)) if segment_method(dataset) == "threshold" else set()
-    )
+    with_qc = _qc_set(dataset) if segment_method(dataset) == "threshold" else set()
     plan = {}
     for name in batch.images:
         wc = Wildcards(fromdict={"dataset": dataset, "image": name})
@@ -719,10 +730,22 @@ def step(function, input, output, params, log):
 # ---- targets --------------------------------------------------------------
 
 
+_qc = {}
+
+
 def qc_images(dataset):
-    """Images of {dataset} that get QC images (figures.qc_images: all, or a stable sample)."""
-    n = config["figures"]["qc_images"]
-    return stable_sample(images(dataset), n=None if n == "all" else n)
+    """Images of {dataset} that get QC images (figures.qc_images: all, or a stable
+    sample), computed once per dataset."""
+    if dataset not in _qc:
+        n = config["figures"]["qc_images"]
+        _qc[dataset] = stable_sample(images(dataset), n=None if n == "all" else n)
+    return _qc[dataset]
+
+
+def _qc_set(dataset):
+    if (dataset, "set") not in _qc:
+        _qc[(dataset, "set")] = set(qc_images(dataset))
+    return _qc[(dataset, "set")]
 
 
 def figure_targets():
