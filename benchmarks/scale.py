@@ -1,21 +1,48 @@
-"""Scale of the orchestration: dry-run of many images, no-op rerun of a finished run.
+"""Scale of the orchestration: dry run of a large screen, no-op rerun of a finished run.
 
-1. Dry-run (``snakemake -n``) of the full workflow on N tiny images (default
-   10,000): wall time and peak memory (target <= 60 s, <= 2 GB).
-2. No-op rerun of a completed run of M tiny images (default 1,000): wall time of
-   ``snakemake`` when everything is up to date (target <= 30 s).
+Targets (issue "Batched execution"): a dry run (``snakemake -n``) of 100,000
+images in ``execution: batched`` mode in <= 60 s and <= 2 GB peak RSS; a no-op
+rerun (everything up to date) in <= 60 s.
 
-Tracking is off and figures are skipped for the no-op case's first (real) run
-to keep its set-up short; the dry-run plans every rule.
+The screen is N tiny 32x32 single-frame stills (the bytes of one TIFF written N
+times: the cost measured is Snakemake's and the workflow's, not the images'),
+dataset ``track: {enabled: false}``, figures at their defaults (QC images for a
+stable sample of ``figures.qc_images`` = 200 images, dataset figures). Every
+run is a fresh ``snakemake`` process on a temporary folder (``--directory``),
+with the workflow profile, ``--cores C``; the mode is set the way a user sets
+it, ``--config 'execution={mode: ..., batch_size: ...}'``.
 
-Usage: .venv/bin/python benchmarks/scale.py [--dry-images 10000] [--noop-images 1000]
+Measured, one line each (wall time of the whole ``snakemake`` command, peak RSS
+of its largest process from GNU time, jobs Snakemake planned, 1-min load average
+before / after):
+
+1. dry run of N images (default 100,000) in ``--mode`` (default batched): the
+   whole workflow (``all``) planned from scratch (no outputs exist);
+2. the same dry run in per_step mode at ``--per-step-images`` (default 10,000),
+   for comparison (one job per image and step);
+3. what ``track: {enabled: auto}`` costs at DAG time (it reads every image's
+   header to find the movies): dry runs of ``--header-images`` images (default
+   10,000) with ``auto`` and with ``false``; the difference is the header
+   reading. The files were just written, so their headers come from the page
+   cache: a cold network file system costs more;
+4. no-op rerun: a real run of the whole workflow on ``--noop-images`` images
+   (default 2,000; several sizes allowed) in ``--mode``, then ``snakemake``
+   again on the finished folder, ``--noop-repeat`` times (median and every
+   value), checked to have run no job. Only sizes actually run are reported;
+   nothing is extrapolated.
+
+Usage: .venv/bin/python benchmarks/scale.py [--images 100000] [--mode batched]
+       [--per-step-images 10000] [--header-images 10000] [--noop-images 2000 10000]
+       [--batch-size 100] [--cores 2] [--workdir DIR] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,63 +57,169 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def make_images(folder: Path, n: int) -> None:
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def make_images(folder: Path, n: int) -> float:
+    """``n`` copies of one tiny still (``im000000.tif`` ...); returns seconds taken."""
+    t0 = time.perf_counter()
     folder.mkdir(parents=True)
     img = np.full((32, 32), 100, np.uint16)
     img[8:20, 8:20] = 900
-    tifffile.imwrite(folder / "im00000.tif", img)
-    data = (folder / "im00000.tif").read_bytes()
+    tifffile.imwrite(folder / "im000000.tif", img)
+    data = (folder / "im000000.tif").read_bytes()
     for i in range(1, n):
-        (folder / f"im{i:05d}.tif").write_bytes(data)
+        (folder / f"im{i:06d}.tif").write_bytes(data)
+    return time.perf_counter() - t0
 
 
-def run(work: Path, *args: str) -> tuple[float, float, subprocess.CompletedProcess]:
-    cmd = ["/usr/bin/time", "-f", "%M", SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2", *args, "--quiet"]
+def write_config(work: Path, data: Path, track: str | bool = False) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = {"datasets": {"scale": {"images": str(data / "{image}.tif"), "segment": {"diameter": "8px"},
+                                  "track": {"enabled": track}}}}
+    path = work / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class Result:
+    def __init__(self, wall: float, rss_mb: float, jobs: str, load0: float, load1: float,
+                 proc: subprocess.CompletedProcess):
+        self.wall, self.rss_mb, self.jobs, self.load0, self.load1, self.proc = wall, rss_mb, jobs, load0, load1, proc
+
+
+def snakemake(work: Path, mode: str, batch_size: int, cores: int, *args: str) -> Result:
+    """One ``snakemake`` command on ``work``; wall time, peak RSS, planned jobs."""
+    execution = f"execution={{mode: {mode}, batch_size: {batch_size}}}"
+    cmd = ["/usr/bin/time", "-f", "peak-rss-kb %M", SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(work), "--cores", str(cores), *args, "--configfile", str(work / "config.yaml"),
+           "--config", execution, "--quiet", "rules", "host", "reason"]
+    load0 = load()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    rss_mb = float(proc.stderr.strip().splitlines()[-1]) / 1024 if proc.stderr.strip() else float("nan")
-    return wall, rss_mb, proc
+    load1 = load()
+    rss = re.findall(r"peak-rss-kb (\d+)", proc.stderr)
+    rss_mb = float(rss[-1]) / 1024 if rss else float("nan")
+    out = proc.stdout + proc.stderr
+    total = re.findall(r"^total\s+(\d+)\s*$", out, flags=re.M)
+    jobs = total[0] if total else ("0" if "Nothing to be done" in out else "?")
+    if proc.returncode:
+        print(f"FAILED ({proc.returncode}): {' '.join(cmd[3:])}\n{out[-3000:]}", flush=True)
+    return Result(wall, rss_mb, jobs, load0, load1, proc)
 
 
-def config(folder: Path) -> dict:
-    return {"datasets": {"scale": {"images": str(folder / "{image}.tif"), "segment": {"diameter": "8px"},
-                                   "track": {"enabled": False}}}}
+ROWS: list[tuple[str, ...]] = []
+
+
+def row(what: str, mode: str, images: int, r: Result | None, target: str, *, wall: str | None = None) -> None:
+    cells = (what, mode, f"{images:,}", r.jobs if r else "", wall if wall is not None else f"{r.wall:.1f}",
+             f"{r.rss_mb:,.0f}" if r else "", target, f"{r.load0:.2f} / {r.load1:.2f}" if r else "")
+    ROWS.append(cells)
+    print("  " + " | ".join(cells), flush=True)
+
+
+def print_table() -> None:
+    head = ("measurement", "mode", "images", "jobs", "wall s", "peak RSS MB", "target", "load 1-min before / after")
+    widths = [max(len(r[i]) for r in [head, *ROWS]) for i in range(len(head))]
+    print()
+    for r in [head, tuple("-" * w for w in widths), *ROWS]:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+def git_version() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "Snakefile", "workflow",
+                                "snakescope"], capture_output=True, text=True).stdout.strip()
+        return head + (" + uncommitted changes to the workflow/library" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dry-images", type=int, default=10_000)
-    ap.add_argument("--noop-images", type=int, default=1_000)
+    ap.add_argument("--images", type=int, default=100_000, help="dry run of this many images in --mode (0: skip)")
+    ap.add_argument("--mode", choices=("batched", "per_step"), default="batched",
+                    help="execution.mode of the large dry run and the no-op rerun")
+    ap.add_argument("--batch-size", type=int, default=100, help="execution.batch_size")
+    ap.add_argument("--per-step-images", type=int, default=10_000,
+                    help="per_step dry run for comparison (0: skip)")
+    ap.add_argument("--header-images", type=int, default=10_000,
+                    help="dry runs with track auto vs false: cost of reading headers (0: skip)")
+    ap.add_argument("--noop-images", type=int, nargs="*", default=[2_000],
+                    help="sizes of the real run + no-op rerun (none: skip)")
+    ap.add_argument("--noop-repeat", type=int, default=3, help="no-op reruns per size")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=None, help="parent of the temporary folder (default: system temp)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="snakescope-scale-"))
+
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="snakescope-scale-", dir=args.workdir))
+    print(f"workflow {ROOT} at {git_version()}; snakemake --cores {args.cores}; {os.cpu_count()} CPUs; "
+          f"temp {base}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({'quiet' if load() < 0.5 else 'NOT quiet: other processes are running'})")
+    folders: dict[int, Path] = {}
+
+    def images(n: int) -> Path:
+        if n not in folders:
+            folders[n] = base / f"data{n}"
+            secs = make_images(folders[n], n)
+            print(f"  (wrote {n:,} tiny TIFFs in {secs:.1f} s)", flush=True)
+        return folders[n]
+
     try:
-        if args.dry_images:
-            work = base / "dry"
-            make_images(work / "data", args.dry_images)
-            (work / "config.yaml").write_text(yaml.safe_dump(config(work / "data")))
-            wall, rss, proc = run(work, "-n")
-            if proc.returncode:
-                print(proc.stdout[-2000:], proc.stderr[-2000:])
-            jobs = [line for line in proc.stdout.splitlines() if line.strip().startswith("total")]
-            print(f"dry-run of {args.dry_images} images: {wall:.1f} s, peak RSS {rss:.0f} MB "
-                  f"({jobs[0].split()[-1] if jobs else '?'} jobs)  [target <= 60 s, <= 2048 MB]")
-        if args.noop_images:
-            work = base / "noop"
-            make_images(work / "data", args.noop_images)
-            (work / "config.yaml").write_text(yaml.safe_dump(config(work / "data")))
-            targets = ["--until", "tables"]  # segmentation, measurement, rings, tables (no figures)
-            t0 = time.perf_counter()
-            wall, rss, proc = run(work, *targets)
-            if proc.returncode:
-                print(proc.stdout[-2000:], proc.stderr[-2000:])
+        if args.images:
+            work = base / f"dry-{args.mode}-{args.images}"
+            write_config(work, images(args.images))
+            r = snakemake(work, args.mode, args.batch_size, args.cores, "-n")
+            row("dry run (-n), whole workflow", args.mode, args.images, r,
+                "<= 60 s, <= 2,048 MB" if args.mode == "batched" and args.images >= 100_000 else "")
+        if args.per_step_images:
+            work = base / f"dry-per_step-{args.per_step_images}"
+            write_config(work, images(args.per_step_images))
+            r = snakemake(work, "per_step", args.batch_size, args.cores, "-n")
+            row("dry run (-n), whole workflow", "per_step", args.per_step_images, r, "(comparison)")
+        if args.header_images:
+            n = args.header_images
+            walls = {}
+            for track in (False, "auto"):
+                work = base / f"dry-track-{track}-{n}"
+                write_config(work, images(n), track=track)
+                r = snakemake(work, args.mode, args.batch_size, args.cores, "-n")
+                walls[track] = r.wall
+                row(f"dry run (-n), track.enabled {str(track).lower()}", args.mode, n, r, "")
+            row("  -> reading every header at DAG time (auto - false, warm page cache)", args.mode, n, None, "",
+                wall=f"{walls['auto'] - walls[False]:.1f}")
+        for n in args.noop_images:
+            work = base / f"noop-{n}"
+            write_config(work, images(n))
+            r = snakemake(work, args.mode, args.batch_size, args.cores)
+            row("real run, whole workflow (set-up of the no-op)", args.mode, n, r, "")
+            if r.proc.returncode:
                 raise SystemExit("real run failed")
-            print(f"first run of {args.noop_images} images (tables only): {wall:.1f} s")
-            wall, rss, proc = run(work, *targets)
-            print(f"no-op rerun of {args.noop_images} images: {wall:.1f} s, peak RSS {rss:.0f} MB  [target <= 30 s]")
+            walls = []
+            for _ in range(args.noop_repeat):
+                r = snakemake(work, args.mode, args.batch_size, args.cores)
+                out = r.proc.stdout + r.proc.stderr
+                if r.proc.returncode or "Nothing to be done" not in out:
+                    print(f"NOT a no-op: the rerun planned {r.jobs} job(s):\n{out[-3000:]}")
+                walls.append(r.wall)
+                row("no-op rerun", args.mode, n, r, "<= 60 s")
+            row(f"  -> no-op rerun, median of {len(walls)} ({', '.join(f'{w:.1f}' for w in walls)})", args.mode,
+                n, None, "<= 60 s", wall=f"{statistics.median(walls):.1f}")
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        print_table()
+        print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
