@@ -187,12 +187,13 @@ def clean(path: Path) -> None:
         shutil.rmtree(path / sub, ignore_errors=True)
 
 
-def run_workflow(work: Path, cfg_path: Path, cores: int, mode: str, batch_size: int, until: list[str]) -> float:
+def run_workflow(work: Path, cfg_path: Path, cores: int, mode: str, batch_size: int, until: list[str],
+                 *extra: str) -> float:
     clean(work)
     work.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(work), "--cores", str(cores), "--until", *until, "--configfile", str(cfg_path),
-           "--config", f"execution={{mode: {mode}, batch_size: {batch_size}}}", "--quiet"]
+           "--directory", str(work), "--cores", str(cores), *extra, "--until", *until, "--configfile",
+           str(cfg_path), "--config", f"execution={{mode: {mode}, batch_size: {batch_size}}}", "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -298,6 +299,13 @@ def main() -> None:
                                  f"{', '.join(map(str, sizes))} images)",
                                  "Pool: batch_image per image, then batch_tables per batch")
 
+        # Snakemake's fixed cost in the workflow's wall time: the same command with -n
+        # (start-up, config, image discovery, DAG; no pool, no job).
+        dry = {}
+        for mode in modes:
+            l0 = load1()
+            dry[mode] = (run_workflow(work / mode, cfg_path, args.cores, mode, args.batch_size, setups[mode][0], "-n"),
+                         f"{l0:.2f}/{load1():.2f}")
         runs: dict[tuple[str, str], list[float]] = {(m, k): [] for m in modes for k in ("workflow", "loop")}
         loads: dict[tuple[str, str], list[str]] = {k: [] for k in runs}
         checks = {}
@@ -334,6 +342,8 @@ def main() -> None:
                 xs = runs[(mode, kind)]
                 print(f"| {mode} | {kind} | {what} | {fmt(xs)} | {statistics.median(xs):.1f} | {min(xs):.1f} | "
                       f"{', '.join(loads[(mode, kind)])} |")
+            print(f"| {mode} | workflow -n | the same snakemake command with -n, once: start-up, config, DAG "
+                  f"(part of the workflow's time) | {dry[mode][0]:.1f} | | | {dry[mode][1]} |")
         print("\n| ratio (same run) | each repeat | median | of the minima | target |")
         print("|---|---|---|---|---|")
         targets = {"per_step": "<= 1.3 (100 stills)", "batched": "<= 1.2 (200 stills)"}
