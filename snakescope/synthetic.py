@@ -43,6 +43,7 @@ Ground-truth cells table (one row per object per frame, sorted by frame, label):
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 from dataclasses import dataclass, field, replace
@@ -53,7 +54,7 @@ from scipy import ndimage as ndi
 
 from . import io
 
-__all__ = ["CHANNELS", "make_stills", "make_timelapse", "write_example"]
+__all__ = ["CHANNELS", "hard_nuclei", "make_stills", "make_timelapse", "write_example"]
 
 #: Channel names, in file order.
 #: Number of still fields in the embedded example.
@@ -1133,3 +1134,144 @@ def write_example(outdir: str | os.PathLike, *, seed: int = 0) -> list[pathlib.P
 
     written += list(write_rods_example(out, seed=seed))
     return sorted(written)
+
+
+# ---------------------------------------------------------------------------
+# A hard field: where real data were hard
+# ---------------------------------------------------------------------------
+
+
+def _hard_plan(rng: np.random.Generator, *, shape: tuple[int, int], diameter_px: float,
+               n_clumps: int) -> list[tuple[float, float, float, float, float]]:
+    """Nuclei ``(y, x, semi-axis a, semi-axis b, angle)`` in clumps of 1-5 touching nuclei.
+
+    Clump seeds are drawn at random at least 3 diameters apart (rejection, a bounded
+    number of tries); each further nucleus of a clump touches a random earlier one
+    (centre distance 0.9 x the sum of their mean radii, a slight overlap).
+    """
+    margin = 0.8 * diameter_px
+    seeds: list[tuple[float, float]] = []
+    for _ in range(50 * n_clumps):
+        if len(seeds) == n_clumps:
+            break
+        y = rng.uniform(margin + diameter_px, shape[0] - margin - diameter_px)
+        x = rng.uniform(margin + diameter_px, shape[1] - margin - diameter_px)
+        if all((y - sy) ** 2 + (x - sx) ** 2 >= (3.0 * diameter_px) ** 2 for sy, sx in seeds):
+            seeds.append((y, x))
+    nuclei = []
+    for sy, sx in seeds:
+        clump: list[tuple[float, float, float, float, float]] = []
+        for _ in range(int(rng.integers(1, 6))):
+            d = diameter_px * rng.uniform(0.8, 1.2)
+            aspect = rng.uniform(1.0, 1.4)
+            a, b = d / 2 * math.sqrt(aspect), d / 2 / math.sqrt(aspect)
+            angle = rng.uniform(0.0, math.pi)
+            if not clump:
+                clump.append((sy, sx, a, b, angle))
+                continue
+            hy, hx, ha, hb, _ = clump[int(rng.integers(len(clump)))]
+            t = rng.uniform(0.0, 2 * math.pi)
+            dist = 0.9 * ((ha + hb) / 2 + (a + b) / 2)
+            y, x = hy + dist * math.sin(t), hx + dist * math.cos(t)
+            if margin <= y <= shape[0] - margin and margin <= x <= shape[1] - margin:
+                clump.append((y, x, a, b, angle))
+        nuclei += clump
+    return nuclei
+
+
+def _hard_labels(nuclei: list[tuple[float, float, float, float, float]], shape: tuple[int, int]) -> np.ndarray:
+    """Label image of ellipses; a pixel inside several goes to the one it is deepest in."""
+    labels = np.zeros(shape, dtype=np.int32)
+    depth = np.full(shape, np.inf)
+    for k, (cy, cx, a, b, angle) in enumerate(nuclei, start=1):
+        y0, y1 = max(int(cy - a) - 1, 0), min(int(cy + a) + 2, shape[0])
+        x0, x1 = max(int(cx - a) - 1, 0), min(int(cx + a) + 2, shape[1])
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
+        v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
+        rho = (u / a) ** 2 + (v / b) ** 2
+        win = (rho <= 1.0) & (rho < depth[y0:y1, x0:x1])
+        labels[y0:y1, x0:x1][win] = k
+        depth[y0:y1, x0:x1][win] = rho[win]
+    return labels
+
+
+def hard_nuclei(
+    seed: int = 0,
+    *,
+    shape: tuple[int, int] = (256, 256),
+    diameter_px: float = 20.0,
+    n_clumps: int = 16,
+    brightness_spread: float = 10.0,
+    contrast_counts: float = 1000.0,
+    background_counts: float = 200.0,
+) -> dict:
+    """One field of nuclei that is hard where real data were hard, with its true labels.
+
+    The difficulties of the real sets in one image: a ``brightness_spread``-fold
+    range of nucleus brightness (log-uniform, independent of position, so dim
+    nuclei touch bright ones), clumps of 1-5 touching nuclei, an uneven
+    background (a linear gradient and broad blotches, together as strong as the
+    dimmest nuclei), chromatin texture, optical blur, shot and read noise. A
+    global threshold (Otsu) cannot keep the dim nuclei without merging the
+    bright clumps and the bright background; a segmentation that adapts to the
+    local background and to each object's level can.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of :func:`numpy.random.default_rng`; the same seed gives identical output.
+    shape : tuple of int
+        ``(Y, X)`` size in pixels.
+    diameter_px : float
+        Typical nucleus diameter (px); each nucleus is 0.8-1.2 x it, aspect 1-1.4.
+    n_clumps : int
+        Number of clumps tried (fewer when they do not fit 3 diameters apart).
+    brightness_spread : float
+        Ratio of the brightest to the dimmest nucleus contrast (>= 1).
+    contrast_counts : float
+        Contrast of the brightest nuclei above the background (counts).
+    background_counts : float
+        Mean background level (counts).
+
+    Returns
+    -------
+    dict
+        ``image`` (uint16 ``(Y, X)``), ``labels`` (int32 ``(Y, X)``, 1..N),
+        ``diameter_px`` (the ``diameter_px`` asked for) and ``levels`` (contrast
+        of each label, counts, index ``label - 1``).
+
+    Raises
+    ------
+    ValueError
+        ``brightness_spread < 1``, ``diameter_px`` or the counts not positive, or
+        ``shape`` too small for one clump (each side >= 4 x ``diameter_px``).
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    if not brightness_spread >= 1:
+        raise ValueError(f"hard_nuclei: brightness_spread must be >= 1, got {brightness_spread!r}")
+    if not (diameter_px > 0 and contrast_counts > 0 and background_counts > 0):
+        raise ValueError("hard_nuclei: diameter_px, contrast_counts and background_counts must be > 0, got "
+                         f"{diameter_px!r}, {contrast_counts!r}, {background_counts!r}")
+    if min(shape) < 4 * diameter_px:
+        raise ValueError(f"hard_nuclei: shape {shape} must be at least 4 x diameter_px ({diameter_px:g}) on each side")
+    rng = np.random.default_rng(seed)
+    nuclei = _hard_plan(rng, shape=shape, diameter_px=float(diameter_px), n_clumps=int(n_clumps))
+    labels = _hard_labels(nuclei, shape)
+    dim = contrast_counts / brightness_spread
+    levels = dim * brightness_spread ** rng.uniform(0.0, 1.0, len(nuclei))
+    texture = np.clip(1.0 + 0.25 * _smooth_noise(rng, shape, sigma_px=diameter_px / 8), 0.5, 1.5)
+    signal = np.concatenate([[0.0], levels])[labels] * texture
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    angle = rng.uniform(0.0, 2 * math.pi)
+    ramp = ((yy / shape[0] - 0.5) * math.sin(angle) + (xx / shape[1] - 0.5) * math.cos(angle))
+    blotches = _smooth_noise(rng, shape, sigma_px=min(shape) / 6)
+    background = background_counts + dim * (1.2 * ramp + 0.8 * blotches)
+    expected = np.maximum(ndi.gaussian_filter(signal, 1.5) + background, 0.0)
+    image = rng.poisson(expected) + rng.normal(0.0, 5.0, shape)
+    return {
+        "image": np.clip(np.rint(image), 0, 65535).astype(np.uint16),
+        "labels": labels,
+        "diameter_px": float(diameter_px),
+        "levels": levels,
+    }
