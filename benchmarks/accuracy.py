@@ -25,10 +25,18 @@ Naive baseline (fixed here, independent of the workflow's defaults): Gaussian
 Usage (from the repository root):
   .venv/bin/python benchmarks/accuracy.py [--sets dsb2018,ecoli] [--data DIR]
       [--check | --write] [--workdir DIR [--reuse]] [--no-baseline] [--verify-ctc]
+      [--diameter auto]
 
 ``--check`` compares the scores with benchmarks/results/accuracy.csv and exits 1
 when any drops more than 0.01 below it (or is missing); ``--write`` replaces the
 rows of the sets that ran in that file.
+
+``--diameter auto`` runs every set with ``segment: {diameter: auto}`` instead of its
+configured diameter (the overridden config is written to the work folder; the
+baseline keeps the configured number). The table then has the metric ``diameter_px``
+(the workflow's estimate, median over images, beside the configured diameter in the
+baseline column) and, beside the scores, the committed scores (numeric diameter) with
+a flag when the auto score is more than ``AUTO_TOLERANCE`` below them.
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ COLUMNS = ["dataset", "metric", "snakescope", "baseline"]
 #: Scores gated by --check (higher is better). Counts, C/N and times are reported only.
 SCORES = ("TRA", "DET", "SEG", "BC(0)", "F1@0.5", "AP@0.5:0.9")
 TOLERANCE = 0.01
+#: --diameter auto: a score may be this much below the committed (numeric-diameter) one.
+AUTO_TOLERANCE = 0.05
 POOLED = "ALL"  # the pooled row of the workflow's summary tables
 
 
@@ -477,13 +487,34 @@ def _metric_order(metric: str) -> tuple[int, str]:
     return (METRIC_ORDER.index(metric), metric) if metric in METRIC_ORDER else (len(METRIC_ORDER), metric)
 
 
+def override_diameter(config: Mapping[str, Any], name: str, diameter: str | float | None) -> dict:
+    """A copy of ``config`` whose dataset ``name`` has ``segment.diameter = diameter``
+    (unchanged copy when ``diameter`` is None)."""
+    out = copy.deepcopy(dict(config))
+    if diameter is not None:
+        out["datasets"][name].setdefault("segment", {})["diameter"] = diameter
+    return out
+
+
+def estimated_diameter(results: Path) -> float:
+    """Median of the workflow's diameter estimates (``results/<ds>/diameter/*.csv``), NaN if none."""
+    files = sorted((results / "diameter").glob("*.csv"))
+    if not files:
+        return math.nan
+    return float(pd.concat([pd.read_csv(p) for p in files])["diameter_px"].median())
+
+
 def run_set(bench: Benchmark, *, data_dir: str | Path, workdir: Path, cores: int = 2, nice: int = 10,
-            baseline: bool = True, reuse: bool = False, log=print) -> pd.DataFrame | None:
+            baseline: bool = True, reuse: bool = False, diameter: str | float | None = None,
+            log=print) -> pd.DataFrame | None:
     """Run and score one set; None (with a message) when its data are missing.
 
     Returns the tidy rows ``dataset, metric, snakescope, baseline`` (NaN for a
     workflow that failed; its error is logged), with ``workflow_s`` (wall time of
-    the workflow; baseline column: time of the baseline).
+    the workflow; baseline column: time of the baseline). ``diameter``: run the
+    workflow with this ``segment.diameter`` (e.g. ``"auto"``) instead of the
+    configured one (the baseline keeps the configured one); adds the metric
+    ``diameter_px`` (estimate; baseline column: the configured diameter).
     """
     config, ds = load_config(bench, data_dir)
     missing = missing_inputs(bench.name, ds)
@@ -497,9 +528,13 @@ def run_set(bench: Benchmark, *, data_dir: str | Path, workdir: Path, cores: int
     ours: dict[str, float] = {}
     log(f"{bench.name}: running the workflow ({', '.join(targets(bench))}) ...")
     try:
-        wall = run_workflow(bench, config, work, cores=cores, nice=nice)
+        wall = run_workflow(bench, override_diameter(config, bench.name, diameter), work, cores=cores, nice=nice)
         ours = workflow_scores(bench, work / "results" / bench.name)
         ours["workflow_s"] = wall
+        if diameter is not None:
+            ours["diameter_px"] = estimated_diameter(work / "results" / bench.name)
+            log(f"{bench.name}: segment.diameter {diameter}: {ours['diameter_px']:.1f} px "
+                f"(configured {ds['segment']['diameter']})")
         log(f"{bench.name}: workflow {wall:.1f} s{' (reused outputs)' if reuse else ''}")
     except WorkflowFailed as exc:
         log(f"{bench.name}: WORKFLOW FAILED: {exc}")
@@ -521,6 +556,8 @@ def run_set(bench: Benchmark, *, data_dir: str | Path, workdir: Path, cores: int
     if bench.kind == "seg" and "truth_objects" in (ours or theirs):
         ours.setdefault("truth_objects", theirs.get("truth_objects", math.nan))
         theirs.setdefault("truth_objects", ours.get("truth_objects", math.nan))
+    if diameter is not None and isinstance(ds["segment"].get("diameter"), (int, float)):
+        theirs["diameter_px"] = float(ds["segment"]["diameter"])
     metrics = sorted(dict.fromkeys([*theirs, *ours]), key=_metric_order)
     return pd.DataFrame([{"dataset": bench.name, "metric": m, "snakescope": ours.get(m, math.nan),
                           "baseline": theirs.get(m, math.nan)} for m in metrics], columns=COLUMNS)
@@ -559,12 +596,12 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.3f}"
 
 
-def format_table(table: pd.DataFrame, committed: pd.DataFrame | None = None) -> str:
-    """The results as one text table (with the committed scores and a flag when given)."""
+def format_table(table: pd.DataFrame, committed: pd.DataFrame | None = None, tolerance: float = TOLERANCE) -> str:
+    """The results as one text table (with the committed scores and a flag, at ``tolerance``, when given)."""
     head = ["dataset", "metric", "snakescope", "baseline"]
     if committed is not None:
         head += ["committed", "check"]
-        flags = {(r["dataset"], r["metric"]): r for r in compare(table, committed)}
+        flags = {(r["dataset"], r["metric"]): r for r in compare(table, committed, tolerance)}
         ref = committed.set_index(["dataset", "metric"])["snakescope"]
     rows = []
     for r in table.itertuples(index=False):
@@ -671,7 +708,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--verify-ctc", action="store_true", help="also run py-ctcmetrics directly on the CTC export")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--nice", type=int, default=10, help="niceness of the workflow run (0: none)")
+    ap.add_argument("--diameter", help="run the workflow with segment.diameter = DIAMETER (e.g. auto) instead of "
+                    "the configured number, and show the committed (numeric) scores beside; not with --write")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    diameter = None
+    if args.diameter is not None:
+        if args.write:
+            ap.error("--diameter: --write would store scores of a non-default configuration; drop one of them")
+        diameter = args.diameter
+        if diameter != "auto":
+            try:
+                diameter = float(diameter)
+            except ValueError:
+                ap.error(f"--diameter: expected auto or a number (px), got {args.diameter!r}")
 
     committed = read_results()
     notes: list[str] = []
@@ -688,12 +737,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         for bench in select(args.sets):
             rows = run_set(bench, data_dir=args.data, workdir=workdir, cores=args.cores, nice=args.nice,
-                           baseline=not args.no_baseline, reuse=args.reuse, log=log)
+                           baseline=not args.no_baseline, reuse=args.reuse, diameter=diameter, log=log)
             if rows is None:
                 continue
             if args.no_baseline and committed is not None:
                 ref = committed.set_index(["dataset", "metric"])["baseline"]
-                rows["baseline"] = [ref.get((d, m), math.nan) for d, m in zip(rows["dataset"], rows["metric"])]
+                rows["baseline"] = [b if m == "diameter_px" else ref.get((d, m), math.nan)  # the configured diameter
+                                    for d, m, b in zip(rows["dataset"], rows["metric"], rows["baseline"])]
             parts.append(rows)
             if args.verify_ctc and bench.kind == "ctc" and (workdir / bench.name / "results").exists():
                 _, ds = load_config(bench, args.data)
@@ -706,7 +756,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 1 if args.check else 0
     table = pd.concat(parts, ignore_index=True)
     print()
-    print(format_table(table, committed if args.check and committed is not None else None))
+    show = args.check or diameter is not None
+    print(format_table(table, committed if show and committed is not None else None,
+                       AUTO_TOLERANCE if diameter is not None else TOLERANCE))
     if notes:
         print("\n" + "\n".join(notes))
     if checks:

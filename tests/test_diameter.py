@@ -281,3 +281,54 @@ def test_bad_images():
         estimate_diameter_stack(np.zeros((2, 64, 64)), max_frames=0)
     with pytest.raises(InputError, match="bins_per_octave"):
         diameter_histogram(pd.DataFrame({"diameter_px": [], "weight": []}), bins_per_octave=0)
+
+
+# --- building blocks (known answers on small arrays) -------------------------------------------
+
+
+def test_quantisation_step():
+    from snakescope.diameter import _quantisation_step
+
+    assert _quantisation_step(np.array([[0.0, 2.0], [4.0, 6.0]])) == 2.0
+    assert _quantisation_step(np.array([[3, 3], [4, 10]], dtype=np.uint16)) == 1.0
+    assert _quantisation_step(np.full((4, 4), 7.0)) == 0.0
+
+
+def test_background_noise_of_an_integer_image_of_small_range():
+    # uint16 background 94 +- 3 counts (a range of ~30 values): bins finer than one count put
+    # the whole peak in one bin and read a noise of one bin (0.06 before the fix)
+    from snakescope.diameter import _background_noise
+
+    rng = np.random.default_rng(0)
+    img = np.rint(94 + rng.normal(0, 3.0, (200, 200)))
+    img[:20, :20] += 40  # a few bright objects
+    assert _background_noise(img.astype(np.uint16).astype(np.float32)) == pytest.approx(3.0, rel=0.15)
+
+
+def test_overlap_fraction_is_of_the_second_disk():
+    from snakescope.diameter import _overlap_fraction
+
+    d0 = np.array([0.0])
+    # small disk (radius 2) inside a large one (radius 6), same centre
+    assert _overlap_fraction(6.0, np.array([2.0]), d0)[0] == pytest.approx(1.0)
+    assert _overlap_fraction(2.0, np.array([6.0]), d0)[0] == pytest.approx(1 / 9)
+    assert _overlap_fraction(3.0, np.array([3.0]), np.array([7.0]))[0] == 0.0
+    # two unit disks one radius apart: lens area 2 acos(1/2) - sqrt(3)/2 over pi
+    lens = (2 * np.arccos(0.5) - np.sqrt(3) / 2) / np.pi
+    assert _overlap_fraction(1.0, np.array([1.0]), np.array([1.0]))[0] == pytest.approx(lens)
+
+
+def test_bright_spots_do_not_hide_their_nucleus():
+    # a faint 40 px nucleus with two 3x brighter 8 px spots inside: the spots respond more, but
+    # cover only 8 % of the nucleus' disk, so the nucleus is kept (overlap measured on the weaker
+    # blob's own disk) and, weighted by its SNR, outweighs them; before, the overlap was measured
+    # on the smaller disk, the nucleus was dropped and the estimate was the spots' 8 px
+    yy, xx = np.mgrid[:160, :160].astype(np.float64)
+    signal = 30.0 * ((yy - 80) ** 2 + (xx - 80) ** 2 <= 20 ** 2)
+    for cy, cx in [(72, 74), (90, 86)]:
+        signal += 100.0 * ((yy - cy) ** 2 + (xx - cx) ** 2 <= 4 ** 2)
+    rng = np.random.default_rng(1)
+    img = (ndi.gaussian_filter(signal, 1.0) + 100 + rng.normal(0, 2.0, signal.shape)).astype(np.float32)
+    blobs = detect_blobs(img, max_diameter_px=80)
+    assert sorted(np.round(blobs["diameter_px"] / 8).astype(int)) == [1, 1, 5]  # two spots and the nucleus
+    assert estimate_diameter(img, max_diameter_px=80) == pytest.approx(40, rel=0.1)
