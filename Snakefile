@@ -25,6 +25,14 @@ include: "workflow/rules/provenance.smk"
 include: "workflow/rules/figures.smk"
 
 
+onsuccess:
+    runner.shutdown()  # idle workers: no need to wait for their interpreters to exit
+
+
+onerror:
+    runner.shutdown()
+
+
 rule all:
     default_target: True
     input:

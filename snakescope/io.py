@@ -27,6 +27,7 @@ import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -1376,10 +1377,28 @@ def label_dtype(max_label: int) -> np.dtype:
     return np.dtype(np.uint16) if max_label <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
 
 
+#: How tables are written (floats to 6 significant digits: byte-identical reruns).
+_CSV = {"index": False, "float_format": "%.6g", "lineterminator": "\n"}
+
+
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a CSV atomically with a fixed float format (byte-identical reruns)."""
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+        table.to_csv(tmp, **_CSV)
+
+
+def csv_round_trip(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as :func:`read_table` gives it back after :func:`write_table`
+    (floats to 6 significant digits, column types inferred from the text), in
+    memory: what a later step computes from it does not depend on whether the
+    file was written."""
+    buffer = StringIO()
+    table.to_csv(buffer, **_CSV)
+    buffer.seek(0)
+    try:
+        return pd.read_csv(buffer)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:

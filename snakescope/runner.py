@@ -42,17 +42,51 @@ def _worker_init() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def _context():
+    """The forkserver context with the library preloaded (and one BLAS thread per worker)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def warm_up() -> None:
+    """Start the fork server now, in the background.
+
+    It imports :data:`PRELOAD` (~1 s of CPU) before it forks the first worker;
+    started while Snakemake still parses the workflow and builds its DAG, that
+    import overlaps with them instead of delaying the first job. Does not wait.
+    """
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+def shutdown() -> None:
+    """Stop the warm pool's workers now (every job is done).
+
+    Python would otherwise wait, at exit, for each idle worker to tear down its
+    interpreter (numpy, pandas, matplotlib, ...): about a second per run.
+    """
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is None:
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _get_pool(workers: int) -> ProcessPoolExecutor:
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                os.environ.setdefault(var, "1")
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_worker_init)
             _pool_size = workers
         return _pool
 
@@ -68,9 +102,7 @@ def _reset_pool(broken: ProcessPoolExecutor) -> None:
 def _run_isolated(step: Callable[..., None], kwargs: Mapping[str, Any], log: str | None,
                   benchmark: str | None) -> str | None:
     """Run one job in a one-worker pool of its own (the retry after a broken pool)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    solo = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init)
+    solo = ProcessPoolExecutor(max_workers=1, mp_context=_context(), initializer=_worker_init)
     try:
         return solo.submit(execute, step, dict(kwargs), log, benchmark).result()
     except BrokenProcessPool:
@@ -239,7 +271,9 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     ``threads`` and ``splittable`` is true, the frames of each movie are split
     among the spare workers (``part`` on frame ranges, joined by ``image_step``;
     ``diameter`` first when the diameter is estimated), with results identical
-    to one pass. ``tables`` then writes the batch's table shards. Each image logs to ``log_dir/<image>.log``
+    to one pass. ``tables`` then writes the batch's table shards from the
+    images' tables (temporary files: ``image_step`` gets the keyword
+    ``tables``, ``tables`` their list). Each image logs to ``log_dir/<image>.log``
     and writes a benchmark record to ``benchmark_dir/<image>.tsv``; ``log``
     lists the images, where their logs are and why the batch ran (compared with
     ``record``, the JSON of the plan of its last successful run, replaced by
@@ -268,9 +302,14 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     threads = max(1, int(threads))
     os.makedirs(log_dir, exist_ok=True)
     split = max(1, threads // max(1, len(plan))) if splittable else 1
+    # each image's tables, handed to ``tables`` in temporary files (pickles of
+    # this job's own workers)
+    table_dir = os.path.join(log_dir, ".tables")
+    os.makedirs(table_dir, exist_ok=True)
+    table_files = {name: os.path.join(table_dir, f"{i:06d}.pkl") for i, name in enumerate(plan)}
 
     def one(name: str) -> None:
-        kwargs = dict(plan[name])
+        kwargs = {**plan[name], "tables": table_files[name]}
         unit_log = os.path.join(log_dir, f"{name}.log")
         benchmark = os.path.join(benchmark_dir, f"{name}.tsv")
         ranges = _frame_ranges(frames.get(name, 1), split)
@@ -309,8 +348,12 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
                 future.result()
             except StepError as exc:
                 failures.append(f"{name}: {exc}")
-    if not failures:
-        run(tables, tables_kwargs, log=os.path.join(log_dir, "tables.log"), workers=workers)
+    try:
+        if not failures:
+            run(tables, {**tables_kwargs, "tables": [table_files[n] for n in names]},
+                log=os.path.join(log_dir, "tables.log"), workers=workers)
+    finally:
+        shutil.rmtree(table_dir, ignore_errors=True)
     from .io import atomic_path
 
     with atomic_path(log) as tmp_log, open(tmp_log, "w", encoding="utf-8") as fh:

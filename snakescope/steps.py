@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -226,12 +226,23 @@ def _label_image(settings: Mapping[str, Any], img: io.Image, external_labels: st
         return external.model_labels(stack, method=method, model=settings["model"])
 
 
+def _n_labels(frame: np.ndarray) -> int:
+    """Number of distinct non-zero labels of ``frame`` (a count table, not a sort,
+    when the ids are small)."""
+    top = int(frame.max()) if frame.size else 0
+    if top == 0:
+        return 0
+    if (frame.dtype.kind == "u" or (frame.dtype.kind == "i" and frame.min() >= 0)) and top <= 4 * frame.size:
+        return int(np.count_nonzero(np.bincount(frame.ravel())[1:]))
+    return len(np.unique(frame)) - (1 if frame.min() <= 0 else 0)
+
+
 def _labels_and_frames(out_frames: Sequence[np.ndarray], threshold_values: np.ndarray, md, *, name: str,
                        settings: Mapping[str, Any]) -> tuple[np.ndarray, pd.DataFrame]:
     """The label stack (uint16, uint32 above 65535 objects) and the per-frame table."""
     top = max((int(f.max()) for f in out_frames), default=0)
     out = np.stack(out_frames).astype(io.label_dtype(top))
-    counts = [len(np.unique(f)) - 1 if f.any() else 0 for f in out_frames]
+    counts = [_n_labels(f) for f in out_frames]
     log.info("%s (%s): %s objects per frame", name, settings["method"], counts)
     d_px = params.diameter_px(settings["diameter"], pixel_size_um=md.pixel_size_um) if "diameter" in settings \
         and settings["diameter"] is not None else np.nan
@@ -540,23 +551,44 @@ def _batch_settings(settings: Mapping[str, Any], segment_settings: Mapping[str, 
     return {**settings, "diameter": resolved} if "diameter" in settings else dict(settings)
 
 
+def _read_back(result: dict) -> dict:
+    """``result``'s tables as the per-step rules' readers get them: through a CSV
+    (6 significant digits, types inferred again), so that the dataset tables and
+    tracking computed from them are the same as per_step's, file or no file."""
+    out = dict(result)
+    for key in ("measurements", "ring_table", "threshold_table"):
+        if key in out:
+            out[key] = io.csv_round_trip(out[key])
+    return out
+
+
 @uses(params, segment, external, rods, measure_lib, rings_lib, tables_lib)
 def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Mapping[str, Any],
                segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
                saturation: float | None, rods: bool, first: int, stop: int,
                estimate: str | None = None, keep: bool = False) -> None:
     """The chain on frames ``first:stop`` of a movie (one worker's share); the
-    results go to the temporary file ``part`` for :func:`batch_image`."""
+    results (and the calibration used) go to the temporary file ``part`` for
+    :func:`batch_image`."""
     import pickle
 
     img = _read(image, reading)
     cal = _file_calibration(img)
     img.data = img.data[first:stop]
     resolved = _batch_settings(settings, segment_settings, estimate)
-    result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
-                    saturation=saturation, rods=rods, external_labels=None, first_frame=first, keep=keep)
+    result = _read_back(_chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved,
+                               rings=rings, saturation=saturation, rods=rods, external_labels=None,
+                               first_frame=first, keep=keep))
+    result["calibration"] = (cal, _Calibration(img.pixel_size_um, img.frame_interval_s))
     with io.atomic_path(part) as tmp, open(tmp, "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _Calibration(NamedTuple):
+    """Pixel size and frame interval of an image (what :func:`_write_like` needs)."""
+
+    pixel_size_um: float | None
+    frame_interval_s: float | None
 
 
 def _joined(parts: Sequence[str]) -> dict:
@@ -577,7 +609,8 @@ def _joined(parts: Sequence[str]) -> dict:
     joined = {"labels": np.concatenate([p["labels"].astype(dtype) for p in loaded]),
               "thresholds": np.concatenate([p["thresholds"] for p in loaded]),
               "measurements": tables("measurements"), "ring_table": tables("ring_table"),
-              "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded])}
+              "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded]),
+              "calibration": loaded[0]["calibration"]}
     if all("smoothed" in p for p in loaded):
         joined.update({k: np.concatenate([p[k] for p in loaded]) for k in ("smoothed", "mask", "refined")})
         joined["threshold_table"] = pd.concat([p["threshold_table"] for p in loaded], ignore_index=True)
@@ -588,43 +621,56 @@ def _joined(parts: Sequence[str]) -> dict:
 def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, Any],
                 segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
                 saturation: float | None, rods: bool, track: Mapping[str, Any] | None, invert: bool,
-                labels: str, frames: str, measurements: str, ring_labels: str, ring_table: str,
+                labels: str, ring_labels: str, tables: str, frames: str | None = None,
+                measurements: str | None = None, ring_table: str | None = None,
                 tracks: str | None = None, track_labels: str | None = None, estimate: str | None = None,
                 external_labels: str | None = None, parts: Sequence[str] = (), smoothed: str | None = None,
                 mask: str | None = None, threshold_table: str | None = None, refined: str | None = None) -> None:
     """The per-image chain of ``execution: batched`` in one call: the raw image
     is read once; diameter (when ``auto``) -> smooth -> threshold -> refine ->
-    label -> measure -> rings (-> track) run in memory, and the files of rules
-    label, measure, rings and track are written with the same bytes the
-    per-step rules write (the smoothed image, masks and threshold table, which
-    only those rules need, are written only when their paths are given: for the
-    images that get QC images). With ``parts`` (files of
+    label -> measure -> rings (-> track) run in memory. The label images (and
+    tracks) are written with the same bytes rule label, rings and track write;
+    the per-image tables go to the temporary file ``tables`` (for
+    :func:`batch_tables`) and to CSV files only where their paths are given
+    (``frames``, ``measurements``, ``ring_table``: for the images whose QC or
+    validation need them), as are the smoothed image, masks and threshold table
+    (for the images that get QC images). With ``parts`` (files of
     :func:`batch_part` covering every frame) the chain was run on frame ranges
-    by several workers; this call joins them and tracks.
+    by several workers; this call joins them and tracks, without reading the
+    image again.
     """
-    img = _read(image, reading)
-    cal = _file_calibration(img)
-    if segment_settings["diameter"] == "auto" and not parts:
-        io.write_table(_estimated_diameter(img, name=name, channel=segment_settings["channel"], invert=invert),
-                       estimate)
-    resolved = _batch_settings(settings, segment_settings, estimate)
+    import pickle
+
     if parts:
         result = _joined(parts)
+        cal, img = result["calibration"]
     else:
-        result = _chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved, rings=rings,
-                        saturation=saturation, rods=rods, external_labels=external_labels,
-                        keep=bool(smoothed))
+        img = _read(image, reading)
+        cal = _file_calibration(img)
+        if segment_settings["diameter"] == "auto":
+            io.write_table(_estimated_diameter(img, name=name, channel=segment_settings["channel"],
+                                               invert=invert), estimate)
+    resolved = _batch_settings(settings, segment_settings, estimate)
+    if not parts:
+        result = _read_back(_chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved,
+                                   rings=rings, saturation=saturation, rods=rods, external_labels=external_labels,
+                                   keep=bool(smoothed)))
     _write_intermediates(result, img, cal, {"smoothed": smoothed, "mask": mask, "threshold_table": threshold_table,
                                             "refined": refined})
     lab, table = _labels_and_frames(list(result["labels"]), result["thresholds"], cal, name=name,
                                     settings=resolved)
+    table = io.csv_round_trip(table)
     _write_like(labels, lab, cal)
-    io.write_table(table, frames)
-    io.write_table(result["measurements"], measurements)
     _write_like(ring_labels, result["ring_labels"].astype(lab.dtype), img)
-    io.write_table(result["ring_table"], ring_table)
+    for path, key, data in ((frames, "frames", table), (measurements, "measurements", result["measurements"]),
+                            (ring_table, "ring_table", result["ring_table"])):
+        if path:
+            io.write_table(data, path)
+    with io.atomic_path(tables) as tmp, open(tmp, "wb") as fh:
+        pickle.dump({"measurements": result["measurements"], "ring_table": result["ring_table"], "frames": table},
+                    fh, protocol=pickle.HIGHEST_PROTOCOL)
     if track is not None:
-        track_table, relabelled = _tracked(lab, cal, io.read_table(measurements), name=name,
+        track_table, relabelled = _tracked(lab, cal, result["measurements"], name=name,
                                            diameter=params.resolve_diameter(segment_settings["diameter"], estimate),
                                            track=track)
         io.write_table(track_table, tracks)
@@ -632,13 +678,20 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
 
 
 @uses(tables_lib)
-def batch_tables(*, measurements: Sequence[str], rings: Sequence[str], frames: Sequence[str],
-                 objects_shard: str, images_shard: str, dataset: str) -> None:
+def batch_tables(*, tables: Sequence[str], objects_shard: str, images_shard: str, dataset: str) -> None:
     """A batch's share of the dataset tables (Parquet shards): the rows rule
-    ``tables`` would make from the batch's images, read back from their CSVs."""
-    table = tables_lib.object_table([io.read_table(p) for p in measurements], [io.read_table(p) for p in rings],
+    ``tables`` would make from the batch's images, from the temporary files of
+    :func:`batch_image` (``tables``, in image order)."""
+    import pickle
+
+    loaded = []
+    for path in tables:
+        with open(path, "rb") as fh:
+            loaded.append(pickle.load(fh))
+    table = tables_lib.object_table([t["measurements"] for t in loaded], [t["ring_table"] for t in loaded],
                                     dataset=dataset)
-    summary = tables_lib.image_table(table, _concat(frames), dataset=dataset)
+    summary = tables_lib.image_table(table, pd.concat([t["frames"] for t in loaded], ignore_index=True),
+                                     dataset=dataset)
     io.write_parquet(table, objects_shard)
     io.write_parquet(summary, images_shard)
 

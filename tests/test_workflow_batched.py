@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -42,8 +43,13 @@ def test_batched_writes_the_files_per_step_writes(tmp_path):
     result = run_snakemake(bat, batched)
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = _outputs(per), _outputs(bat)
-    assert set(a) == set(b) and len(a) > 40
-    assert [k for k in a if a[k] != b[k]] == []
+    # batched mode writes every file per_step writes but the per-image tables
+    # of rules measure and rings (no validation reads them here; their rows
+    # are in the dataset tables, compared below)
+    per_image_tables = {k for k in a if re.search(r"(^|/)(measurements|rings)/[^/]+\.csv$", k)}
+    assert len(per_image_tables) == 12 and set(b) == set(a) - per_image_tables and len(b) > 30
+    assert [k for k in b if a[k] != b[k]] == []
+    assert any(k.endswith("tables/objects.csv") for k in b)
     # the movie's frames were split between the 2 workers
     log = next((bat / "results/movie/logs/batch").glob("*.log")).read_text()
     assert "frames split 2 ways" in log

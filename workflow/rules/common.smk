@@ -37,6 +37,33 @@ from snakescope.config import (
 )
 from snakescope.errors import InputError
 
+#: Command-line flags with which this process runs no step.
+_NO_STEPS = {
+    "--dry-run", "--dryrun", "--lint", "--dag", "--rulegraph", "--filegraph",
+    "--d3dag", "--summary", "--detailed-summary", "--list-rules", "--list-target-rules",
+    "--list-changes", "--lc", "--report", "--unlock", "--touch", "--cleanup-metadata",
+    "--delete-all-output", "--delete-temp-output", "--containerize", "--archive",
+}
+
+
+def _runs_steps_here(argv):
+    """Whether this Snakemake process will run steps in its warm pool: not for a
+    dry run, lint, graphs, summaries or a report, nor with ``--executor slurm``
+    (a job step runs them). A guess from the command line (a profile's executor
+    is not on it): a wrong guess only starts an idle fork server."""
+    for i, arg in enumerate(argv):
+        if arg in _NO_STEPS or arg.split("=")[0] in _NO_STEPS:
+            return False
+        if arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha() and "n" in arg:
+            return False  # -n, -np, -Fn: dry run
+        if arg in ("-e", "--executor") and argv[i + 1 : i + 2] == ["slurm"]:
+            return False
+    return os.environ.get("SNAKESCOPE_INLINE") != "1"
+
+
+if _runs_steps_here(sys.argv[1:]):
+    runner.warm_up()  # the pool's imports overlap with parsing and the DAG
+
 
 def _fail(message):
     """Stop the workflow with one line naming the config key or file (no traceback)."""
@@ -307,9 +334,15 @@ def qc_fingerprint(wildcards):
     return image_fingerprint(wildcards) + style_fingerprint()
 
 
+_code_versions = {}
+
+
 def code_version(step_function):
-    """Params value: hash of the library code ``step_function`` runs (rerun on change)."""
-    return provenance.code_version(step_function)
+    """Params value: hash of the library code ``step_function`` runs (rerun on
+    change); computed once per step (every batch rule asks for it)."""
+    if step_function not in _code_versions:
+        _code_versions[step_function] = provenance.code_version(step_function)
+    return _code_versions[step_function]
 
 
 # ---- input functions ------------------------------------------------------
@@ -515,14 +548,27 @@ BATCHED = EXECUTION["mode"] == "batched"
 
 
 def batch_files():
-    """Per-image files a batch writes: those of rules label, measure and rings."""
+    """Per-image files every batch writes: the label images of rules label and rings."""
     return {
         "labels": rules.label.output.labels,
-        "frames": rules.label.output.frames,
-        "measurements": rules.measure.output.measurements,
         "ring_labels": rules.rings.output.ring_labels,
-        "ring_table": rules.rings.output.ring_table,
     }
+
+
+def batch_tables_needed(dataset, name):
+    """Per-image CSV tables a batch writes only for the images a later per-image
+    step reads them for (their rows are in the batch's shards): the frames table
+    for the QC images' threshold panels, measurements and rings for validation
+    against size and C/N ground truth."""
+    ds = config["datasets"][dataset]
+    files = {}
+    if name in _qc_set(dataset) and segment_method(dataset) == "threshold":
+        files["frames"] = rules.label.output.frames
+    if ds["ground_truth"] and ds["ground_truth_sizes"]:
+        files["measurements"] = rules.measure.output.measurements
+    if ds["ground_truth"] and ds["ground_truth_cn"]["table"]:
+        files["ring_table"] = rules.rings.output.ring_table
+    return files
 
 
 def track_files():
@@ -596,7 +642,7 @@ def batch_plan(dataset, batch):
             "invert": diameter_invert(wc),
             "content": image_fingerprint(wc),
         }
-        outputs = batch_files()
+        outputs = {**batch_files(), **batch_tables_needed(dataset, name)}
         if name in tracked:
             outputs.update(track_files())
         if auto:
@@ -613,12 +659,22 @@ def batch_plan(dataset, batch):
 
 
 def batch_outputs(dataset, batch, plan):
-    """Named outputs of a batch rule: every per-image file, then the shards."""
-    keys = [*batch_files(), *track_files(), "estimate", *intermediate_files()]
-    out = {k: [p[k] for p in plan.values() if k in p] for k in keys}
-    out = {k: v for k, v in out.items() if v}
+    """Named outputs of a batch rule: the shards, then every per-image file.
+    The shards come first: Snakemake finds which rule makes a requested file by
+    trying the rule's outputs in order (a regular expression each), and the
+    shards are what other rules ask for."""
     shards = [p.format(dataset=dataset, batch=batch.id) for p in BATCH_SHARDS]
-    out["objects_shard"], out["images_shard"] = shards
+    out = {"objects_shard": shards[0], "images_shard": shards[1]}
+    # then the files of few images (QC, validation, tracks) and the QC images'
+    # label images first, for the same reason: rule qc asks for them
+    qc = _qc_set(dataset)
+    ordered = sorted(plan, key=lambda name: name not in qc)
+    keys = [*intermediate_files(), "frames", "measurements", "ring_table", *track_files(), "estimate",
+            *batch_files()]
+    for key in keys:
+        files = [plan[name][key] for name in ordered if key in plan[name]]
+        if files:
+            out[key] = files
     return out
 
 
@@ -685,9 +741,6 @@ def run_batch(rule_name, output, log):
         diameter=steps.diameter,
         tables=steps.batch_tables,
         tables_kwargs={
-            "measurements": [kw["measurements"] for kw in plan.values()],
-            "rings": [kw["ring_table"] for kw in plan.values()],
-            "frames": [kw["frames"] for kw in plan.values()],
             "objects_shard": output.objects_shard,
             "images_shard": output.images_shard,
             "dataset": dataset,
