@@ -447,14 +447,31 @@ class _Loaded:
     scenes: list[str]
     meta: FileMetadata
     data: np.ndarray | None = None
+    first_frame: int | None = None  # set when data holds only frames first_frame: (a subset read)
+
+
+def _frame_pages(series, axes: str | None, frames: tuple[int, int] | None) -> range | None:
+    """The pages of a TIFF series that hold frames ``first:stop`` when T is its
+    outermost axis and every page is one plane (else None: read everything)."""
+    if frames is None or not series.axes.startswith("T") or (axes is not None and axes.upper() != series.axes):
+        return None
+    planes = int(np.prod(series.shape[:-2]))
+    pages = series.pages
+    if len(pages) != planes or any(p is None for p in pages) or tuple(pages[0].shape) != tuple(series.shape[-2:]):
+        return None
+    per_frame = planes // series.shape[0]
+    first, stop = frames
+    return range(first * per_frame, min(stop, series.shape[0]) * per_frame)
 
 
 def _load(path: str, scene: int | str | None, *, pixels: bool,
           check: Callable[[FileMetadata], None] | None = None,
-          corrupt: str = "TIFF is truncated or corrupt") -> _Loaded:
+          corrupt: str = "TIFF is truncated or corrupt", frames: tuple[int, int] | None = None,
+          axes: str | None = None) -> _Loaded:
     """Open ``path``, pick ``scene``, read its header (and its pixels when
-    ``pixels``), then close the file. ``check`` runs on the header before the
-    pixels are read."""
+    ``pixels``: with ``frames``, of TIFFs whose outermost axis is T only the
+    pages of frames ``first:stop``, and ``_Loaded.first_frame`` says so), then
+    close the file. ``check`` runs on the header before the pixels are read."""
     kind = _format(path)
     if kind == "zarr":
         return _zarr_load(path, scene, pixels=pixels, check=check)
@@ -472,14 +489,22 @@ def _load(path: str, scene: int | str | None, *, pixels: bool,
         if check is not None:
             check(md)
         data = None
+        first_frame = None
         if pixels:
             try:
-                data = tif.series[index].asarray()
+                series = tif.series[index]
+                pages = _frame_pages(series, axes, frames)
+                if pages is None:
+                    data = series.asarray()
+                else:
+                    first_frame = frames[0]
+                    data = tif.asarray(key=pages, series=index).reshape(
+                        (len(pages) * series.shape[0] // len(series.pages),) + tuple(series.shape[1:]))
             except Exception as exc:
                 raise InputError(
                     f"{path}: TIFF is truncated or corrupt ({type(exc).__name__}: {exc}); re-export it"
                 ) from exc
-    return _Loaded(names, md, data)
+    return _Loaded(names, md, data, first_frame)
 
 
 # ----------------------------------------------------------------------------- bioio
@@ -935,11 +960,13 @@ def _square_pixels(path: str, pixel_size_um: float | None) -> Callable[[FileMeta
 
 
 def _read_tcyx(path: str, *, axes: str | None, scene: int | str | None, z_projection: str | None,
-               pixel_size_um: float | None) -> tuple[np.ndarray, FileMetadata, str, list[str]]:
-    """Pixels of one scene of one file as TCYX, its header, the axes used, its scene names."""
+               pixel_size_um: float | None,
+               frames: tuple[int, int] | None = None) -> tuple[np.ndarray, FileMetadata, str, list[str]]:
+    """Pixels of one scene of one file as TCYX (only frames ``first:stop`` with
+    ``frames``), its header, the axes used, its scene names."""
     if z_projection is not None and z_projection not in Z_PROJECTIONS:
         raise InputError(f"z_projection {z_projection!r} is not one of {list(Z_PROJECTIONS)} (or None)")
-    loaded = _load(path, scene, pixels=True, check=_square_pixels(path, pixel_size_um))
+    loaded = _load(path, scene, pixels=True, check=_square_pixels(path, pixel_size_um), frames=frames, axes=axes)
     data, md = loaded.data, loaded.meta
     assert data is not None
     if data.dtype.kind not in "uif" or data.dtype.kind == "c":
@@ -951,7 +978,10 @@ def _read_tcyx(path: str, *, axes: str | None, scene: int | str | None, z_projec
         check_axes(tuple(data.shape), used, path=path, allow_z=True)
         data = project_z(data, used.index("Z"), method=z_projection)
         used = used.replace("Z", "")
-    return normalise_axes(data, used, path=path), md, axes, loaded.scenes
+    tcyx = normalise_axes(data, used, path=path)
+    if frames is not None and loaded.first_frame is None:  # read whole: keep the frames asked for
+        tcyx = tcyx[frames[0]:frames[1]]
+    return tcyx, md, axes, loaded.scenes
 
 
 def _file_channel_names(names: list[str] | None, n: int) -> list[str] | None:
@@ -984,6 +1014,7 @@ def read_image(
     scene: int | str | None = None,
     z_projection: str | None = None,
     grid: tuple[int, int] | None = None,
+    frames: tuple[int, int] | None = None,
 ) -> Image:
     """Read an image into an :class:`Image` normalised to ``TCYX``.
 
@@ -1014,6 +1045,10 @@ def read_image(
     grid : (int, int), optional
         ``(n_frames, n_channels)`` of an image assembled from ``path``, a list
         of ``n_frames * n_channels`` files of equal shape and dtype.
+    frames : (int, int), optional
+        Only frames ``first:stop`` (a share of a movie for one worker). TIFFs
+        whose outermost axis is T and grids read only those planes; other
+        files are read whole and cut.
 
     Returns
     -------
@@ -1021,10 +1056,11 @@ def read_image(
     """
     if grid is not None or not isinstance(path, (str, os.PathLike)):
         return _read_grid(path, grid=grid, axes=axes, channels=channels, pixel_size_um=pixel_size_um,
-                          frame_interval_s=frame_interval_s, scene=scene, z_projection=z_projection)
+                          frame_interval_s=frame_interval_s, scene=scene, z_projection=z_projection,
+                          frames=frames)
     path = os.fspath(path)
     tcyx, md, axes, _ = _read_tcyx(path, axes=axes, scene=scene, z_projection=z_projection,
-                                   pixel_size_um=pixel_size_um)
+                                   pixel_size_um=pixel_size_um, frames=frames)
     notes = list(md.notes)
     n_channels = tcyx.shape[1]
     in_file = _file_channel_names(md.channel_names, n_channels)
@@ -1081,7 +1117,8 @@ def _check_grid(paths: list[str], grid: Any) -> tuple[int, int]:
 
 def _read_grid(paths: Any, *, grid: Any, axes: str | None, channels: Sequence[str] | None,
                pixel_size_um: float | None, frame_interval_s: float | None,
-               scene: int | str | None, z_projection: str | None) -> Image:
+               scene: int | str | None, z_projection: str | None,
+               frames: tuple[int, int] | None = None) -> Image:
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if not paths:
         raise InputError("read_image: paths is an empty list; pass at least one file")
@@ -1092,8 +1129,12 @@ def _read_grid(paths: Any, *, grid: Any, axes: str | None, channels: Sequence[st
                 "to assemble them (frame-major order: t0c0, t0c1, t1c0, ...)"
             )
         return read_image(paths[0], axes=axes, channels=channels, pixel_size_um=pixel_size_um,
-                          frame_interval_s=frame_interval_s, scene=scene, z_projection=z_projection)
+                          frame_interval_s=frame_interval_s, scene=scene, z_projection=z_projection,
+                          frames=frames)
     n_frames, n_channels = _check_grid(paths, grid)
+    if frames is not None:
+        first, stop = frames[0], min(frames[1], n_frames)
+        paths, n_frames = paths[first * n_channels:stop * n_channels], stop - first
     out: np.ndarray | None = None
     first_md: FileMetadata | None = None
     file_names: list[str | None] = []
@@ -1387,11 +1428,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
         table.to_csv(tmp, **_CSV)
 
 
-def csv_round_trip(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` as :func:`read_table` gives it back after :func:`write_table`
-    (floats to 6 significant digits, column types inferred from the text), in
-    memory: what a later step computes from it does not depend on whether the
-    file was written."""
+def _csv_round_trip_slow(table: pd.DataFrame) -> pd.DataFrame:
     buffer = StringIO()
     table.to_csv(buffer, **_CSV)
     buffer.seek(0)
@@ -1399,6 +1436,69 @@ def csv_round_trip(table: pd.DataFrame) -> pd.DataFrame:
         return pd.read_csv(buffer)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def round_sig6(values: np.ndarray) -> np.ndarray:
+    """``float("%.6g" % v)`` for every value of a float array, vectorised.
+
+    The candidate ``rint(v * 10**k) / 10**k`` (``k`` = 5 - decimal exponent) is
+    exact (an integer below 10**6 divided or multiplied by an exact power of
+    ten, rounded once) unless ``v * 10**k`` lies within rounding error of a
+    half-integer, the exponent is off by one (``v`` near a power of ten), or
+    ``|k| > 22``; those values, zeros and non-finite values are formatted one
+    by one.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    out = v.copy()
+    with np.errstate(all="ignore"):
+        k = 5.0 - np.floor(np.log10(np.abs(v)))
+        ok = np.isfinite(v) & (v != 0) & np.isfinite(k) & (np.abs(k) <= 22)
+        kk = np.where(ok, k, 0.0)
+        scaled = v * np.power(10.0, kk)
+        r = np.rint(scaled)
+        ok &= (np.abs(r) >= 1e5) & (np.abs(r) < 1e6)
+        ok &= np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) > 1e-6
+        pos = kk >= 0
+        out = np.where(pos, r / np.power(10.0, np.where(pos, kk, 0.0)),
+                       r * np.power(10.0, np.where(pos, 0.0, -kk)))
+    slow = ~ok & np.isfinite(v)
+    if slow.any():
+        out[slow] = [float("%.6g" % x) for x in v[slow].tolist()]
+    out[~np.isfinite(v)] = v[~np.isfinite(v)]
+    return out
+
+
+def csv_round_trip(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as :func:`read_table` gives it back after :func:`write_table`
+    (floats to 6 significant digits, column types inferred from the text), in
+    memory: what a later step computes from it does not depend on whether the
+    file was written. Number and boolean columns are converted directly (a float
+    column whose values all print as integers becomes int64, as ``read_csv``
+    infers); other columns go through CSV text."""
+    if len(table) == 0 or not table.columns.is_unique:
+        return _csv_round_trip_slow(table)
+    out = {}
+    text = []
+    for name in table.columns:
+        col = table[name]
+        kind = col.dtype.kind
+        if kind == "b" and col.dtype == np.bool_:
+            out[name] = col.to_numpy()
+        elif kind == "i" or (kind == "u" and int(col.max()) <= np.iinfo(np.int64).max):
+            out[name] = col.to_numpy().astype(np.int64)
+        elif kind == "f":
+            rounded = round_sig6(col.to_numpy())
+            integral = np.isfinite(rounded).all() and (np.abs(rounded) < 1e6).all() and \
+                (rounded == np.floor(rounded)).all()
+            out[name] = rounded.astype(np.int64) if integral else rounded
+        else:
+            text.append(name)
+            out[name] = None
+    if text:
+        back = _csv_round_trip_slow(table[text])
+        for name in text:
+            out[name] = back[name]
+    return pd.DataFrame({name: out[name] for name in table.columns}, index=pd.RangeIndex(len(table)))
 
 
 def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -36,8 +36,10 @@ from .provenance import uses
 log = logging.getLogger("snakescope")
 
 
-def _read(image: str | Sequence[str], reading: Mapping[str, Any]) -> io.Image:
-    """Read the raw image: one file, or one file per frame and channel (``reading["grid"]``)."""
+def _read(image: str | Sequence[str], reading: Mapping[str, Any],
+          frames: tuple[int, int] | None = None) -> io.Image:
+    """Read the raw image: one file, or one file per frame and channel
+    (``reading["grid"]``); with ``frames``, only frames ``first:stop``."""
     layout = {"grid": tuple(reading["grid"])} if reading.get("grid") else {}
     for key in ("scene", "z_projection"):
         if reading.get(key) is not None:
@@ -48,6 +50,7 @@ def _read(image: str | Sequence[str], reading: Mapping[str, Any]) -> io.Image:
         channels=reading.get("channels"),
         pixel_size_um=reading.get("pixel_size_um"),
         frame_interval_s=reading.get("frame_interval_s"),
+        frames=frames,
         **layout,
     )
     for note in getattr(img, "notes", []):
@@ -572,9 +575,8 @@ def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Map
     :func:`batch_image`."""
     import pickle
 
-    img = _read(image, reading)
+    img = _read(image, reading, frames=(first, stop))
     cal = _file_calibration(img)
-    img.data = img.data[first:stop]
     resolved = _batch_settings(settings, segment_settings, estimate)
     result = _read_back(_chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved,
                                rings=rings, saturation=saturation, rods=rods, external_labels=None,

@@ -162,3 +162,63 @@ def test_stale_temporaries_of_the_same_output_are_removed(tmp_path):
     (tmp_path / ".tmp-b.csv-zzzz.csv").write_text("another job's live temporary")
     io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "a.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-b.csv-zzzz.csv", "a.csv"]
+
+
+def test_round_sig6_equals_printf_and_parse():
+    rng = np.random.default_rng(7)
+    n = 20000
+    values = np.concatenate([
+        rng.normal(0, 1, n) * 10.0 ** rng.integers(-12, 12, n),
+        (rng.integers(1, 10**6, n) + 0.5) * 10.0 ** rng.integers(-8, 8, n),  # decimal half-way cases
+        [0.0, -0.0, 0.5, 2.5, 1234565.0, 123456.5, 999999.5, 9999995.0, 1e5, 1e6, 99999.95, 1e-300, 1e300,
+         5e-324, np.nan, np.inf, -np.inf],
+    ])
+    expected = np.array([float("%.6g" % v) for v in values])
+    got = io.round_sig6(values)
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), values[~same][:5]
+
+
+def test_csv_round_trip_in_memory_equals_writing_and_reading(tmp_path):
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({
+        "image": ["a", "b", "001", "c"], "frame": np.array([0, 1, 2, 3], np.int32),
+        "label": np.array([1, 2, 3, 4], np.uint16), "x": rng.normal(100, 30, 4),
+        "area": [12.0, 13.0, 14.0, 15.0],            # integral floats: read back as int64
+        "big": [1234567.0, 2.0, 3.0, 4.0],           # printed as 1.23457e+06: stays float
+        "cn": [1.5, np.nan, 0.25, 1 / 3], "reason": ["", "no ring", "", ""],
+        "flag": [True, False, True, True], "tiny": [1e-7, 2e-7, 3.3e-9, 0.0],
+    })
+    io.write_table(table, tmp_path / "t.csv")
+    expected = io.read_table(tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(io.csv_round_trip(table), expected, check_exact=True)
+    empty = table.iloc[:0]
+    io.write_table(empty, tmp_path / "e.csv")
+    pd.testing.assert_frame_equal(io.csv_round_trip(empty), io.read_table(tmp_path / "e.csv"))
+
+
+@pytest.mark.parametrize("kind", ["imagej", "grid", "plain"])
+def test_read_image_frames_gives_the_frames_of_the_whole(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4000, (5, 2, 8, 9), dtype=np.uint16)
+    if kind == "imagej":
+        path = str(tmp_path / "m.tif")
+        tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TCYX"})
+        kwargs = {}
+    elif kind == "plain":  # axes given by the config: read whole and cut
+        path = str(tmp_path / "m.tif")
+        tifffile.imwrite(path, data.transpose(1, 0, 2, 3))
+        kwargs = {"axes": "CTYX"}
+    else:
+        path = []
+        for t in range(5):
+            for c in range(2):
+                path.append(str(tmp_path / f"t{t}c{c}.tif"))
+                tifffile.imwrite(path[-1], data[t, c])
+        kwargs = {"grid": (5, 2)}
+    whole = io.read_image(path, **kwargs)
+    np.testing.assert_array_equal(whole.data, data)
+    for first, stop in [(0, 2), (2, 5), (4, 5), (1, 9)]:
+        part = io.read_image(path, frames=(first, stop), **kwargs)
+        np.testing.assert_array_equal(part.data, data[first:stop])
+        assert part.channels == whole.channels and part.pixel_size_um == whole.pixel_size_um
