@@ -154,6 +154,12 @@ AUTO_TEXTURE_SOLIDITY = 0.8
 AUTO_TEXTURE_MIN_DIAMETER = 0.6
 #: Smoothing (fraction of the diameter) of the contrast whose peak must reach ``min_snr``.
 AUTO_PEAK_SIGMA_PER_DIAMETER = 0.125
+#: A textured blob that fails only the compactness test may be a clump of
+#: touching nuclei: it is cut into pieces as :func:`split` cuts it by default
+#: (seeds this far apart, distance transform smoothed by this much) and the
+#: pieces are tested instead (see :func:`_textured`).
+AUTO_PIECE_SPACING_PER_DIAMETER = 0.25
+AUTO_PIECE_SIGMA_PER_DIAMETER = 0.05
 
 
 def background_noise(image: np.ndarray) -> tuple[float, float]:
@@ -326,6 +332,80 @@ def _significant(mask: np.ndarray, peak_map: np.ndarray, min_peak: float) -> np.
     return keep[labels]
 
 
+def _textured_ids(labels: np.ndarray, tight: np.ndarray, *, diameter_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which objects of ``labels`` are textured nuclei, and which are nucleus-sized.
+
+    An object is nucleus-sized when its equivalent diameter is at least
+    ``AUTO_TEXTURE_MIN_DIAMETER`` x ``diameter_px``; textured when it is also
+    compact (solidity at least ``AUTO_TEXTURE_SOLIDITY``) and less than
+    ``AUTO_TEXTURE_COVERAGE`` (but not none) of it is in ``tight``.
+
+    Returns
+    -------
+    textured, big : ndarray of bool
+        Indexed by label (index 0, the background, is False).
+    """
+    n = int(labels.max())
+    area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
+    kept = np.bincount(labels.ravel(), weights=tight.ravel(), minlength=n + 1)
+    coverage = kept / np.maximum(area, 1.0)
+    big = area >= math.pi / 4 * (AUTO_TEXTURE_MIN_DIAMETER * diameter_px) ** 2
+    big[0] = False
+    textured = (coverage > 0) & (coverage < AUTO_TEXTURE_COVERAGE) & big
+    if textured.any():
+        from skimage.measure import regionprops
+
+        for region in regionprops(np.where(textured[labels], labels, 0)):
+            if region.solidity < AUTO_TEXTURE_SOLIDITY:  # irregular: haze, or a clump of nuclei
+                textured[region.label] = False
+    return textured, big
+
+
+def _textured(loose: np.ndarray, tight: np.ndarray, *, diameter_px: float) -> np.ndarray:
+    """Pixels of ``loose`` that belong to textured nuclei (see :func:`threshold_auto`, step 4).
+
+    Each blob of ``loose`` is tested whole (:func:`_textured_ids`). A blob
+    that fails only by its irregular outline (solidity below
+    ``AUTO_TEXTURE_SOLIDITY``) may be a clump of touching textured nuclei
+    rather than haze: it is cut as :func:`split` cuts masks by default (seeds
+    ``AUTO_PIECE_SPACING_PER_DIAMETER`` diameters apart, distance transform
+    smoothed by ``AUTO_PIECE_SIGMA_PER_DIAMETER``), and it is textured when
+    every nucleus-sized piece is (smaller fragments do not count).
+
+    Parameters
+    ----------
+    loose, tight : ndarray of bool
+        Foreground at the body level and at the bright level (``tight`` within ``loose``).
+    diameter_px : float
+        Typical object diameter in pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        Same shape as ``loose``.
+    """
+    labels, n = ndi.label(loose)
+    if n == 0:
+        return np.zeros(loose.shape, dtype=bool)
+    textured, big = _textured_ids(labels, tight, diameter_px=diameter_px)
+    area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
+    coverage = np.bincount(labels.ravel(), weights=tight.ravel(), minlength=n + 1) / np.maximum(area, 1.0)
+    candidate = (coverage > 0) & (coverage < AUTO_TEXTURE_COVERAGE) & big & ~textured
+    if candidate.any():
+        in_clump = candidate[labels]
+        pieces = split(in_clump, method="distance", min_distance_px=AUTO_PIECE_SPACING_PER_DIAMETER * diameter_px,
+                       sigma_px=AUTO_PIECE_SIGMA_PER_DIAMETER * diameter_px)
+        piece_textured, piece_big = _textured_ids(pieces, tight, diameter_px=diameter_px)
+        clump_of = np.zeros(piece_textured.size, dtype=np.int64)  # blob of each piece
+        clump_of[pieces[in_clump]] = labels[in_clump]
+        failed = np.zeros(n + 1, dtype=bool)
+        failed[clump_of[piece_big & ~piece_textured]] = True
+        whole = candidate & ~failed
+        whole[0] = False
+        textured |= whole & np.bincount(clump_of, weights=piece_textured, minlength=n + 1)[: n + 1].astype(bool)
+    return textured[labels]
+
+
 def threshold_auto(
     image: np.ndarray,
     *,
@@ -348,7 +428,8 @@ def threshold_auto(
        nucleus-sized (equivalent diameter >= 0.6 diameter), compact (solidity
        >= 0.8) blob of which less than half survives is thresholded at
        ``fraction`` of its body level (median of its foreground over one
-       diameter) instead.
+       diameter) instead. A blob of touching textured nuclei (not compact) is
+       cut into pieces as :func:`split` would cut it, and each piece is tested.
     5. Blobs whose peak contrast (smoothed over 1/8 diameter) is below
        ``min_snr`` sigma are dropped (background structure, out-of-focus haze).
 
@@ -406,26 +487,10 @@ def threshold_auto(
     level_body = np.maximum(floor, fraction * correction * body)
     tight = ndi.binary_fill_holes(_significant(contrast > level_bright, peak_map, min_peak))
     loose = ndi.binary_fill_holes(_significant(contrast > level_body, peak_map, min_peak) | tight)
-    labels, n = ndi.label(loose)
-    level = level_bright
-    mask = tight
-    if n:
-        area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
-        kept = np.bincount(labels.ravel(), weights=tight.ravel(), minlength=n + 1)
-        coverage = kept / np.maximum(area, 1.0)
-        big = area >= math.pi / 4 * (AUTO_TEXTURE_MIN_DIAMETER * d) ** 2
-        textured = (coverage > 0) & (coverage < AUTO_TEXTURE_COVERAGE) & big
-        textured[0] = False
-        if textured.any():
-            from skimage.measure import regionprops
-
-            for region in regionprops(np.where(textured[labels], labels, 0)):
-                if region.solidity < AUTO_TEXTURE_SOLIDITY:  # irregular haze, not a nucleus
-                    textured[region.label] = False
-        if textured.any():
-            use_body = textured[labels]
-            mask = np.where(use_body, loose, tight)
-            level = np.where(use_body, level_body, level_bright)
+    textured = _textured(loose, tight, diameter_px=d)
+    use_body = textured & loose
+    mask = np.where(use_body, loose, tight)
+    level = np.where(use_body, level_body, level_bright)
     return mask, (background + level).astype(np.float32)
 
 

@@ -265,6 +265,48 @@ def test_auto_keeps_textured_nuclei_whole():
     assert foci.sum() < 0.5 * truth.sum()
 
 
+def test_auto_keeps_clumps_of_textured_nuclei_whole():
+    # four touching textured nuclei in a zig-zag: one blob, not compact (solidity < 0.8)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:170, :170]
+    centres = [(50, 50), (50, 90), (90, 90), (90, 130)]
+    truth = np.zeros((170, 170), bool)
+    for cy, cx in centres:
+        truth |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 22**2
+    signal = np.where(truth, 20.0, 0.0)
+    for cy, cx in centres:  # bright foci on each dim body
+        for dy, dx in [(-8, -6), (-6, 8), (8, -4), (6, 9), (0, 1)]:
+            signal[(yy - cy - dy) ** 2 + (xx - cx - dx) ** 2 <= 3**2] = 200.0
+    img = ndi.gaussian_filter(signal, 1.0) + 100 + rng.normal(0, 2, signal.shape)
+    sm = segment.smooth(img.astype(np.float32), size_px=2)
+    mask, _ = segment.threshold(sm, method="auto", diameter_px=40)
+    labels, n = ndi.label(mask)
+    assert n == 1 and _iou(mask, truth) > 0.9
+    from skimage.measure import regionprops
+
+    assert regionprops(labels)[0].solidity < segment.AUTO_TEXTURE_SOLIDITY
+    # tested as one blob, the clump fails the compactness test and only the foci remain
+    whole = ndi.label(mask)[0]
+    assert not segment._textured_ids(whole, sm > 150, diameter_px=40)[0][1]
+    piecewise = segment._textured(mask, sm > 150, diameter_px=40)
+    assert piecewise[mask].all() and not piecewise[~mask].any()
+
+
+def test_textured_clump_needs_every_piece_textured():
+    yy, xx = np.mgrid[:170, :170]
+    disks = [(yy - cy) ** 2 + (xx - cx) ** 2 <= 22**2 for cy, cx in [(50, 50), (50, 90), (90, 90), (90, 130)]]
+    loose = np.any(disks, axis=0)
+    foci = np.zeros_like(loose)
+    for disk in disks:  # a small bright patch in each: textured nuclei
+        cy, cx = np.argwhere(disk).mean(axis=0).astype(int)
+        foci[cy - 6:cy + 6, cx - 6:cx + 6] = True
+    out = segment._textured(loose, foci, diameter_px=40)
+    assert out[loose].all() and not out[~loose].any()
+    # one uniformly bright nucleus (all of it at the bright level): the clump is not textured
+    assert not segment._textured(loose, foci | disks[3], diameter_px=40).any()
+    assert not segment._textured(np.zeros_like(loose), foci, diameter_px=40).any()
+
+
 def test_auto_drops_faint_blobs_and_noise():
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[:100, :100]
