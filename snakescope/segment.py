@@ -391,18 +391,14 @@ def _textured(loose: np.ndarray, tight: np.ndarray, *, diameter_px: float) -> np
     area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
     coverage = np.bincount(labels.ravel(), weights=tight.ravel(), minlength=n + 1) / np.maximum(area, 1.0)
     candidate = (coverage > 0) & (coverage < AUTO_TEXTURE_COVERAGE) & big & ~textured
-    if candidate.any():
-        in_clump = candidate[labels]
-        pieces = split(in_clump, method="distance", min_distance_px=AUTO_PIECE_SPACING_PER_DIAMETER * diameter_px,
+    boxes = ndi.find_objects(labels)
+    for i in np.flatnonzero(candidate):
+        box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in boxes[i - 1])
+        clump = labels[box] == i
+        pieces = split(clump, method="distance", min_distance_px=AUTO_PIECE_SPACING_PER_DIAMETER * diameter_px,
                        sigma_px=AUTO_PIECE_SIGMA_PER_DIAMETER * diameter_px)
-        piece_textured, piece_big = _textured_ids(pieces, tight, diameter_px=diameter_px)
-        clump_of = np.zeros(piece_textured.size, dtype=np.int64)  # blob of each piece
-        clump_of[pieces[in_clump]] = labels[in_clump]
-        failed = np.zeros(n + 1, dtype=bool)
-        failed[clump_of[piece_big & ~piece_textured]] = True
-        whole = candidate & ~failed
-        whole[0] = False
-        textured |= whole & np.bincount(clump_of, weights=piece_textured, minlength=n + 1)[: n + 1].astype(bool)
+        piece_textured, piece_big = _textured_ids(pieces, tight[box] & clump, diameter_px=diameter_px)
+        textured[i] = piece_textured.any() and not (piece_big & ~piece_textured).any()
     return textured[labels]
 
 
