@@ -26,11 +26,11 @@ include: "workflow/rules/figures.smk"
 
 
 onsuccess:
-    runner.shutdown()  # idle workers: no need to wait for their interpreters to exit
+    finish()
 
 
 onerror:
-    runner.shutdown()
+    finish()
 
 
 rule all:

@@ -623,20 +623,21 @@ def _joined(parts: Sequence[str]) -> dict:
 def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, Any],
                 segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
                 saturation: float | None, rods: bool, track: Mapping[str, Any] | None, invert: bool,
-                labels: str, ring_labels: str, tables: str, frames: str | None = None,
+                labels: str, tables: str, ring_labels: str | None = None, frames: str | None = None,
                 measurements: str | None = None, ring_table: str | None = None,
                 tracks: str | None = None, track_labels: str | None = None, estimate: str | None = None,
                 external_labels: str | None = None, parts: Sequence[str] = (), smoothed: str | None = None,
                 mask: str | None = None, threshold_table: str | None = None, refined: str | None = None) -> None:
     """The per-image chain of ``execution: batched`` in one call: the raw image
     is read once; diameter (when ``auto``) -> smooth -> threshold -> refine ->
-    label -> measure -> rings (-> track) run in memory. The label images (and
-    tracks) are written with the same bytes rule label, rings and track write;
-    the per-image tables go to the temporary file ``tables`` (for
-    :func:`batch_tables`) and to CSV files only where their paths are given
-    (``frames``, ``measurements``, ``ring_table``: for the images whose QC or
-    validation need them), as are the smoothed image, masks and threshold table
-    (for the images that get QC images). With ``parts`` (files of
+    label -> measure -> rings (-> track) run in memory. The label image (and
+    tracks) are written with the same bytes rule label (and track) write; the
+    per-image tables go to the temporary file ``tables`` (for
+    :func:`batch_tables`). The ring label image and the CSV tables of rules
+    label, measure and rings are written only where their paths are given
+    (``ring_labels``, ``frames``, ``measurements``, ``ring_table``: for the
+    images whose QC or validation read them), as are the smoothed image, masks
+    and threshold table (for the images that get QC images). With ``parts`` (files of
     :func:`batch_part` covering every frame) the chain was run on frame ranges
     by several workers; this call joins them and tracks, without reading the
     image again.
@@ -663,7 +664,8 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
                                     settings=resolved)
     table = io.csv_round_trip(table)
     _write_like(labels, lab, cal)
-    _write_like(ring_labels, result["ring_labels"].astype(lab.dtype), img)
+    if ring_labels:
+        _write_like(ring_labels, result["ring_labels"].astype(lab.dtype), img)
     for path, key, data in ((frames, "frames", table), (measurements, "measurements", result["measurements"]),
                             (ring_table, "ring_table", result["ring_table"])):
         if path:

@@ -136,7 +136,7 @@ def test_batch_image_writes_the_per_step_files_byte_for_byte(tmp_path, split):
             steps.batch_part(**common, first=a, stop=b, part=parts[-1])
     # the per-image CSV tables are written only when asked for (here: not when split);
     # the dataset tables from the batch are the same either way
-    tables_only = ("frames", "measurements", "ring_table")
+    tables_only = ("frames", "measurements", "ring_table", "ring_labels")
     given = {k: v for k, v in outputs.items() if not (split and k in tables_only)}
     steps.batch_image(**common, track=ds["track"], invert=False, parts=parts, tables=str(bat / "t.pkl"), **given)
     for key, path in outputs.items():

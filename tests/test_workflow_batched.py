@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from snakescope.batching import stable_sample
 from workflow_utils import files_under, planned_jobs, run_snakemake, tiny_nuclei, write_dataset
 
 pytestmark = pytest.mark.workflow
@@ -35,6 +36,7 @@ def _two_datasets(tmp_path: Path) -> dict:
 
 def test_batched_writes_the_files_per_step_writes(tmp_path):
     config = _two_datasets(tmp_path)
+    config["figures"] = {"qc_images": 2}  # QC images for 2 of the 5 stills
     per, bat = tmp_path / "per", tmp_path / "bat"
     per.mkdir(), bat.mkdir()
     assert run_snakemake(per, config).returncode == 0
@@ -43,11 +45,15 @@ def test_batched_writes_the_files_per_step_writes(tmp_path):
     result = run_snakemake(bat, batched)
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = _outputs(per), _outputs(bat)
-    # batched mode writes every file per_step writes but the per-image tables
-    # of rules measure and rings (no validation reads them here; their rows
-    # are in the dataset tables, compared below)
-    per_image_tables = {k for k in a if re.search(r"(^|/)(measurements|rings)/[^/]+\.csv$", k)}
-    assert len(per_image_tables) == 12 and set(b) == set(a) - per_image_tables and len(b) > 30
+    # batched mode writes every file per_step writes but the per-image tables of
+    # rules measure and rings (no validation reads them here) and, for the images
+    # without QC images, the ring label image and the frames table: their rows
+    # are in the dataset tables, compared below
+    qc = set(stable_sample([f"img{i}" for i in range(5)], n=2))
+    not_written = {k for k in a if re.search(r"(^|/)(measurements|rings)/[^/]+\.csv$", k)}
+    not_written |= {k for k in a if re.search(r"^tiny/(rings/[^/]+\.tif|labels/[^/]+\.csv)$", k)
+                    and Path(k).stem not in qc}
+    assert len(not_written) == 12 + 6 and set(b) == set(a) - not_written and len(b) > 30
     assert [k for k in b if a[k] != b[k]] == []
     assert any(k.endswith("tables/objects.csv") for k in b)
     # the movie's frames were split between the 2 workers
@@ -89,3 +95,18 @@ def test_a_failing_image_fails_its_batch_naming_it(tmp_path):
     assert "img2" in out
     assert not (tmp_path / "results/tiny/labels/img0.tif").exists()  # the batch's outputs are removed
     assert not list((tmp_path / "results").rglob(".tmp-*"))
+
+
+def test_auto_mode_batches_from_50_images(tmp_path):
+    config = write_dataset(tmp_path, n_images=1, n_frames=1)
+    data = tmp_path / "data"
+    for i in range(1, 50):
+        shutil.copy(data / "img0.tif", data / f"img{i}.tif")
+        shutil.copy(data / "gt/img0.tif", data / f"gt/img{i}.tif")
+    assert config.get("execution", {}).get("mode", "auto") == "auto"
+    jobs = planned_jobs(run_snakemake(tmp_path, config, "-n"))
+    assert any(r.startswith("batch_") for r in jobs) and "label" not in jobs
+    (data / "img49.tif").unlink()
+    (data / "gt/img49.tif").unlink()
+    jobs = planned_jobs(run_snakemake(tmp_path, config, "-n"))
+    assert jobs.get("label") == 49 and not any(r.startswith("batch_") for r in jobs)
