@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 import numpy as np
 import pandas as pd
 
-from . import plots
 from .errors import InputError
 from .rings import reporters_of
 
@@ -65,6 +64,8 @@ def write_qc(out: str, *, raw: np.ndarray, labels: np.ndarray, rings: np.ndarray
     ``smoothed``/``mask``/``thresholds`` the threshold histogram and a mask |
     labels panel of the first of ``frames``. ``figures`` holds ``style, dpi,
     size_in, qc_ids, log_counts``."""
+    from . import plots  # matplotlib: imported by the steps that draw, not by the workflow's start-up
+
     shown = list(frames)
     dpi = figures["dpi"]
     with style_with(figures["style"], dpi=dpi, size_in=figures["size_in"]) as style:
@@ -107,6 +108,8 @@ def write_dataset_figures(out: str, *, objects: pd.DataFrame, images: pd.DataFra
     The figures are independent: up to ``workers`` processes (default: the
     CPUs this process may use) draw them (see :func:`run_tasks`); every file
     has the same bytes whichever process writes it."""
+    from . import plots  # matplotlib: imported by the steps that draw, not by the workflow's start-up
+
     groups = dict(conditions) if conditions else None
     baseline = tuple(baseline_frames) if baseline_frames else None
     with style_with(figures["style"], dpi=figures["dpi"], size_in=figures["size_in"]) as style:

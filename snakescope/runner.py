@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -29,9 +30,32 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
-#: Modules imported once by the fork server, inherited by every worker.
-PRELOAD = ["snakescope.steps", "scipy.ndimage", "skimage.segmentation", "skimage.filters",
-           "skimage.feature", "skimage.measure", "pandas", "tifffile"]
+#: Modules imported once by the fork server, inherited by every worker
+#: (``snakescope.plots``: matplotlib, which the workflow's own process does not
+#: import). ``snakescope.runner`` first: see :func:`_adopt_main_path`.
+PRELOAD = ["snakescope.runner", "snakescope.steps", "snakescope.plots", "scipy.ndimage", "skimage.segmentation",
+           "skimage.filters", "skimage.feature", "skimage.measure", "pandas", "tifffile"]
+
+
+def _adopt_main_path() -> None:
+    """In the fork server: take the main script's path as ``__main__.__file__``.
+
+    A new worker re-runs the parent's main script (Snakemake's entry point, which
+    imports Snakemake's CLI: ~0.5 s of CPU) as ``__mp_main__`` unless its own
+    ``__main__`` already has that path; Python 3.11's fork server is meant to
+    import it once for all workers but is never given the path. The workers
+    need nothing from ``__main__`` (steps are pickled by reference to this
+    library), so the fork server only takes the path (``SNAKESCOPE_MAIN_PATH``,
+    set by :func:`_context`), and every worker skips the re-run.
+    """
+    path = os.environ.get("SNAKESCOPE_MAIN_PATH")
+    main = sys.modules.get("__main__")
+    if path and main is not None and not getattr(main, "__file__", None) \
+            and "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]:
+        main.__file__ = path
+
+
+_adopt_main_path()
 
 
 class StepError(RuntimeError):
@@ -46,6 +70,9 @@ def _context():
     """The forkserver context with the library preloaded (and one BLAS thread per worker)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_path:
+        os.environ["SNAKESCOPE_MAIN_PATH"] = os.path.normpath(os.path.abspath(main_path))
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx

@@ -351,35 +351,41 @@ def qc_fingerprint(wildcards):
     return image_fingerprint(wildcards) + style_fingerprint()
 
 
-_CODE_CACHE = os.path.join(".snakemake", "snakescope", "code_versions.json")
 _code_versions = {}
+
+
+def _code_cache_path(package):
+    """Where the code versions of library version ``package`` (a hash of every
+    module) are kept between runs: the user's cache folder (the key is the
+    code's content, so any project, fresh or not, can reuse it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return os.path.join(base, "snakescope", f"code_versions-{package}.json")
 
 
 def code_version(step_function):
     """Params value: hash of the library code ``step_function`` runs (rerun on
-    change). Computed once per step and kept in .snakemake/snakescope/ for the
+    change). Computed once per step and kept in the user's cache folder for the
     next run while no module of the library changes (parsing the sources for it
     takes ~0.4 s of every start-up)."""
     import json
 
     if not _code_versions:
-        _code_versions["package"] = provenance.package_code_version()
+        _code_versions["path"] = _code_cache_path(provenance.package_code_version())
         try:
-            with open(_CODE_CACHE, encoding="utf-8") as fh:
-                cached = json.load(fh)
-            if cached.get("package") == _code_versions["package"]:
-                _code_versions.update(cached)
+            with open(_code_versions["path"], encoding="utf-8") as fh:
+                _code_versions.update(json.load(fh))
         except (OSError, ValueError):
             pass
     name = f"{step_function.__module__}.{step_function.__qualname__}"
     if name not in _code_versions:
         _code_versions[name] = provenance.code_version(step_function)
+        versions = {k: v for k, v in _code_versions.items() if k != "path"}
         try:
-            with (
-                sio.atomic_path(_CODE_CACHE) as tmp,
-                open(tmp, "w", encoding="utf-8") as fh,
-            ):
-                json.dump(_code_versions, fh, sort_keys=True)
+            with sio.atomic_path(_code_versions["path"]) as tmp:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(versions, fh, sort_keys=True)
         except (OSError, InputError):
             pass
     return _code_versions[name]

@@ -46,6 +46,7 @@ rule dataset_figures:
     log:
         step="results/{dataset}/logs/dataset_figures.log",
         benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
+    priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
     params:
         dataset="{dataset}",
         figures_settings=figures_settings(),

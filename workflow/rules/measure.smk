@@ -54,6 +54,7 @@ rule tables:
         images_parquet="results/{dataset}/tables/images.parquet",
     log:
         step="results/{dataset}/logs/tables.log",
+    priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
     params:
         dataset="{dataset}",
         metadata=dataset_metadata,

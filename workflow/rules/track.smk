@@ -44,6 +44,7 @@ rule traces:
         traces_parquet="results/{dataset}/tables/traces.parquet",
     log:
         step="results/{dataset}/logs/traces.log",
+    priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
     params:
         images=tracked_image_names,
         traces=dataset_key("traces"),
