@@ -150,11 +150,10 @@ def batched_plan(config: dict, names: list[str], data: Path, out: str) -> tuple[
         kw = {"image": str(data / f"{name}.tif"), "name": name, "reading": reading,
               "segment_settings": ds["segment"], "settings": sparams.label_settings(ds["segment"], reading),
               "rings": ds["rings"], "saturation": ds["saturation"], "rods": False, "track": None, "invert": False,
-              "labels": f"{r}/labels/{name}.tif", "frames": f"{r}/labels/{name}.csv",
-              "measurements": f"{r}/measurements/{name}.csv", "ring_labels": f"{r}/rings/{name}.tif",
-              "ring_table": f"{r}/rings/{name}.csv"}
-        if name in with_qc:
-            kw.update({"smoothed": f"{r}/smooth/{name}.tif", "mask": f"{r}/threshold/{name}.tif",
+              "labels": f"{r}/labels/{name}.tif"}
+        if name in with_qc:  # the ring labels and frames table for QC, and its threshold panels' files
+            kw.update({"ring_labels": f"{r}/rings/{name}.tif", "frames": f"{r}/labels/{name}.csv",
+                       "smoothed": f"{r}/smooth/{name}.tif", "mask": f"{r}/threshold/{name}.tif",
                        "threshold_table": f"{r}/threshold/{name}.csv", "refined": f"{r}/refine/{name}.tif"})
         plan[name] = kw
     batches = stable_batches(names, batch_size=config["execution"]["batch_size"])
@@ -169,7 +168,8 @@ def check_plan(work: Path, plan: dict, loop_out: str) -> str:
         recorded.update(json.loads(path.read_text()))
     if not recorded:
         return "no plan record found (not checked)"
-    mine = json.loads(json.dumps(plan, default=str).replace(f"{loop_out}/", ""))
+    mine = {n: {k: v for k, v in kw.items() if k != "tables"} for n, kw in plan.items()}  # added by the runner
+    mine = json.loads(json.dumps(mine, default=str).replace(f"{loop_out}/", ""))
     recorded = {n: {k: v for k, v in kw.items() if k != "content"} for n, kw in recorded.items()}
     if mine == recorded:
         return "identical to the workflow's recorded batch plans"
@@ -223,7 +223,11 @@ def same_files(a: Path, b: Path, names: list[str], patterns: tuple[str, ...]) ->
     return all((a / p.format(n)).read_bytes() == (b / p.format(n)).read_bytes() for n in names for p in patterns)
 
 
-COMPARED = ("labels/{}.tif", "labels/{}.csv", "measurements/{}.csv", "rings/{}.tif", "rings/{}.csv")
+#: Files compared between the workflow and the loop, per mode (batched mode writes
+#: the per-image measurement and ring tables only for validation; their rows are
+#: in the shards).
+COMPARED = {"per_step": ("labels/{}.tif", "labels/{}.csv", "measurements/{}.csv", "rings/{}.tif", "rings/{}.csv"),
+            "batched": ("labels/{}.tif", "labels/{}.csv", "rings/{}.tif")}
 
 
 def main() -> None:
@@ -287,9 +291,9 @@ def main() -> None:
             loop_out = str(work / "loop-batched")
             batches, plan = batched_plan(full, names, data, loop_out)
             rules = [f"batch_{DATASET}_{b.id}" for b in batches]
-            tables = [{"measurements": [plan[n]["measurements"] for n in b.images],
-                       "rings": [plan[n]["ring_table"] for n in b.images],
-                       "frames": [plan[n]["frames"] for n in b.images],
+            for n in names:  # each image's tables for its batch's shards (the runner's temporary files)
+                plan[n]["tables"] = f"{loop_out}/results/{DATASET}/batches/tables/{n}.pkl"
+            tables = [{"tables": [plan[n]["tables"] for n in b.images],
                        "objects_shard": f"{loop_out}/results/{DATASET}/batches/{b.id}.objects.parquet",
                        "images_shard": f"{loop_out}/results/{DATASET}/batches/{b.id}.images.parquet",
                        "dataset": DATASET} for b in batches]
@@ -325,12 +329,12 @@ def main() -> None:
                       f"loop {loop:.1f} s (load {l1:.2f} -> {l2:.2f}), ratio {wf / loop:.2f}", flush=True)
                 if rep == 0:
                     a, b = work / mode / f"results/{DATASET}", work / f"loop-{mode}" / f"results/{DATASET}"
-                    checks[mode] = same_files(a, b, names[:5], COMPARED)
+                    checks[mode] = same_files(a, b, names[:5], COMPARED[mode])
                     if mode == "batched":
                         checks["plan"] = check_plan(work / mode, plan, loop_out)
             if rep == 0 and len(modes) == 2:
                 checks["modes"] = same_files(work / f"per_step/results/{DATASET}", work / f"batched/results/{DATASET}",
-                                             names[:5], COMPARED)
+                                             names[:5], COMPARED["batched"])
 
         end_load = os.getloadavg()
         fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs)  # noqa: E731
