@@ -27,6 +27,7 @@ if BATCHED:
                     **batch_outputs(_dataset, _batch, _plan),
                 log:
                     step=f"results/{_dataset}/logs/batch/{_batch.id}.log",
+                priority: len(_batch.images)  # the largest batches first: a short tail
                 threads: batch_threads()
                 resources:
                     **batch_resources(_batch),
