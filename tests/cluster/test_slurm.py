@@ -179,8 +179,9 @@ def outputs(workdir: Path, skip: set[str] = frozenset()) -> dict[str, Path]:
 
 
 #: Per-image tables batched mode writes only where a later step reads them (their
-#: rows are in the dataset tables): rules measure's and rings' CSV files.
-BATCHED_NOT_WRITTEN = re.compile(r"^results/[^/]+/(measurements/[^/]+|rings/[^/]+\.csv)$")
+#: rows are in the dataset tables): rules measure's and rings' CSV files, and rule
+#: label's frames table (read by the QC threshold panels of the threshold method).
+BATCHED_NOT_WRITTEN = re.compile(r"^results/[^/]+/(measurements/[^/]+|rings/[^/]+\.csv|labels/[^/]+\.csv)$")
 
 
 def assert_same_outputs(local: Path, other: Path, skip: set[str] = frozenset(), batched: bool = False):
