@@ -170,6 +170,21 @@ def fake_outputs(work: Path, mode: str, batch_size: int, cores: int) -> float:
     return time.perf_counter() - t0
 
 
+def noop_reruns(work: Path, n: int, args: argparse.Namespace, what: str) -> None:
+    """``args.noop_repeat`` reruns of a finished workflow on ``work`` (``n``
+    images), each checked to plan nothing, and their median."""
+    walls = []
+    for _ in range(args.noop_repeat):
+        r = snakemake(work, args.mode, args.batch_size, args.cores)
+        out = r.proc.stdout + r.proc.stderr
+        if r.proc.returncode or "Nothing to be done" not in out:
+            print(f"NOT a no-op: the rerun planned {r.jobs} job(s):\n{out[-3000:]}")
+        walls.append(r.wall)
+        row(what, args.mode, n, r, "<= 60 s")
+    row(f"  -> no-op rerun, median of {len(walls)} ({', '.join(f'{w:.1f}' for w in walls)})", args.mode,
+        n, None, "<= 60 s", wall=f"{statistics.median(walls):.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=100_000, help="dry run of this many images in --mode (0: skip)")
@@ -238,32 +253,14 @@ def main() -> None:
             row("real run, whole workflow (set-up of the no-op)", args.mode, n, r, "")
             if r.proc.returncode:
                 raise SystemExit("real run failed")
-            walls = []
-            for _ in range(args.noop_repeat):
-                r = snakemake(work, args.mode, args.batch_size, args.cores)
-                out = r.proc.stdout + r.proc.stderr
-                if r.proc.returncode or "Nothing to be done" not in out:
-                    print(f"NOT a no-op: the rerun planned {r.jobs} job(s):\n{out[-3000:]}")
-                walls.append(r.wall)
-                row("no-op rerun", args.mode, n, r, "<= 60 s")
-            row(f"  -> no-op rerun, median of {len(walls)} ({', '.join(f'{w:.1f}' for w in walls)})", args.mode,
-                n, None, "<= 60 s", wall=f"{statistics.median(walls):.1f}")
+            noop_reruns(work, n, args, "no-op rerun")
         if args.fake_noop_images:
             n = args.fake_noop_images
             work = base / f"fake-noop-{n}"
             write_config(work, images(n))
             secs = fake_outputs(work, args.mode, args.batch_size, args.cores)
             print(f"  (created the outputs of {n:,} images, empty, in {secs:.1f} s)", flush=True)
-            walls = []
-            for _ in range(args.noop_repeat):
-                r = snakemake(work, args.mode, args.batch_size, args.cores)
-                out = r.proc.stdout + r.proc.stderr
-                if r.proc.returncode or "Nothing to be done" not in out:
-                    print(f"NOT a no-op: the rerun planned {r.jobs} job(s):\n{out[-3000:]}")
-                walls.append(r.wall)
-                row("no-op rerun (outputs created empty)", args.mode, n, r, "<= 60 s")
-            row(f"  -> no-op rerun, median of {len(walls)} ({', '.join(f'{w:.1f}' for w in walls)})", args.mode,
-                n, None, "<= 60 s", wall=f"{statistics.median(walls):.1f}")
+            noop_reruns(work, n, args, "no-op rerun (outputs created empty)")
     finally:
         print_table()
         print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -1432,10 +1432,7 @@ def _csv_round_trip_slow(table: pd.DataFrame) -> pd.DataFrame:
     buffer = StringIO()
     table.to_csv(buffer, **_CSV)
     buffer.seek(0)
-    try:
-        return pd.read_csv(buffer)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+    return read_table(buffer)
 
 
 def round_sig6(values: np.ndarray) -> np.ndarray:
@@ -1449,7 +1446,6 @@ def round_sig6(values: np.ndarray) -> np.ndarray:
     by one.
     """
     v = np.asarray(values, dtype=np.float64)
-    out = v.copy()
     with np.errstate(all="ignore"):
         k = 5.0 - np.floor(np.log10(np.abs(v)))
         ok = np.isfinite(v) & (v != 0) & np.isfinite(k) & (np.abs(k) <= 22)
@@ -1508,8 +1504,8 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
         table.to_parquet(tmp, engine="pyarrow", index=False, compression="zstd")
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV written by :func:`write_table` (empty file → empty table)."""
+def read_table(path: str | os.PathLike | StringIO) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_table` (a path or a text buffer; empty file → empty table)."""
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:

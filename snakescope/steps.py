@@ -558,11 +558,7 @@ def _read_back(result: dict) -> dict:
     """``result``'s tables as the per-step rules' readers get them: through a CSV
     (6 significant digits, types inferred again), so that the dataset tables and
     tracking computed from them are the same as per_step's, file or no file."""
-    out = dict(result)
-    for key in ("measurements", "ring_table", "threshold_table"):
-        if key in out:
-            out[key] = io.csv_round_trip(out[key])
-    return out
+    return {**result, **{key: io.csv_round_trip(result[key]) for key in ("measurements", "ring_table")}}
 
 
 @uses(params, segment, external, rods, measure_lib, rings_lib, tables_lib)
@@ -593,14 +589,20 @@ class _Calibration(NamedTuple):
     frame_interval_s: float | None
 
 
-def _joined(parts: Sequence[str]) -> dict:
-    """The results of :func:`batch_part` files, in frame order, as one movie's."""
+def _unpickled(paths: Sequence[str]) -> list:
+    """The objects in the temporary files of this job's own workers, in order."""
     import pickle
 
     loaded = []
-    for path in parts:
+    for path in paths:
         with open(path, "rb") as fh:
             loaded.append(pickle.load(fh))
+    return loaded
+
+
+def _joined(parts: Sequence[str]) -> dict:
+    """The results of :func:`batch_part` files, in frame order, as one movie's."""
+    loaded = _unpickled(parts)
     top = max((int(p["labels"].max()) if p["labels"].size else 0 for p in loaded), default=0)
     dtype = io.label_dtype(top)
 
@@ -666,8 +668,7 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
     _write_like(labels, lab, cal)
     if ring_labels:
         _write_like(ring_labels, result["ring_labels"].astype(lab.dtype), img)
-    for path, key, data in ((frames, "frames", table), (measurements, "measurements", result["measurements"]),
-                            (ring_table, "ring_table", result["ring_table"])):
+    for path, data in ((frames, table), (measurements, result["measurements"]), (ring_table, result["ring_table"])):
         if path:
             io.write_table(data, path)
     with io.atomic_path(tables) as tmp, open(tmp, "wb") as fh:
@@ -686,12 +687,7 @@ def batch_tables(*, tables: Sequence[str], objects_shard: str, images_shard: str
     """A batch's share of the dataset tables (Parquet shards): the rows rule
     ``tables`` would make from the batch's images, from the temporary files of
     :func:`batch_image` (``tables``, in image order)."""
-    import pickle
-
-    loaded = []
-    for path in tables:
-        with open(path, "rb") as fh:
-            loaded.append(pickle.load(fh))
+    loaded = _unpickled(tables)
     table = tables_lib.object_table([t["measurements"] for t in loaded], [t["ring_table"] for t in loaded],
                                     dataset=dataset)
     summary = tables_lib.image_table(table, pd.concat([t["frames"] for t in loaded], ignore_index=True),

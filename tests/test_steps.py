@@ -137,3 +137,14 @@ def test_tables_join_and_empty_frames(tmp_path):
     i = pd.read_csv(tmp_path / "i.csv")
     assert i.n_objects.tolist() == [2, 0]
     assert i.mean_area_px.iloc[0] == 20 and i.mean_cn_erk.iloc[0] == 1.0 and np.isnan(i.mean_area_px.iloc[1])
+
+
+def test_cached_code_version_equals_code_version_and_is_read_back(tmp_path):
+    cached = provenance.cached_code_version(steps.label, cache_dir=str(tmp_path))
+    assert cached == provenance.code_version(steps.label)
+    (path,) = tmp_path.glob("code_versions-*.json")
+    assert provenance.package_code_version() in path.name
+    path.write_text('{"snakescope.steps.label": "from-the-file"}')
+    provenance._cached_versions.clear()  # a new process
+    assert provenance.cached_code_version(steps.label, cache_dir=str(tmp_path)) == "from-the-file"
+    provenance._cached_versions.clear()

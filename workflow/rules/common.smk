@@ -3,6 +3,7 @@
 # library: discovery in snakescope.config, config conversion in snakescope.params,
 # code versions and provenance in snakescope.provenance, steps in snakescope.steps.
 
+import functools
 import hashlib
 import os
 import sys
@@ -191,26 +192,24 @@ def n_frames(dataset, name):
     return _frames_cache[key]
 
 
-_tracked = {}
-
-
+@functools.lru_cache(maxsize=None)
 def tracked_images(dataset):
     """Images of {dataset} that are tracked: all (track.enabled true), none
     (false), or those with more than one frame (auto). Computed once per
     dataset: it is asked for every batch and image (quadratic otherwise)."""
-    if dataset not in _tracked:
-        enabled = config["datasets"][dataset]["track"]["enabled"]
-        if enabled is True or enabled is False:
-            names = images(dataset) if enabled else []
-        else:
-            names = [name for name in images(dataset) if n_frames(dataset, name) > 1]
-        _tracked[dataset] = (names, set(names))
-    return _tracked[dataset][0]
+    enabled = config["datasets"][dataset]["track"]["enabled"]
+    if enabled is True or enabled is False:
+        return list(images(dataset)) if enabled else []
+    return [name for name in images(dataset) if n_frames(dataset, name) > 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _tracked_set(dataset):
+    return frozenset(tracked_images(dataset))
 
 
 def is_tracked(dataset, image):
-    tracked_images(dataset)
-    return image in _tracked[dataset][1]
+    return image in _tracked_set(dataset)
 
 
 def segment_method(dataset):
@@ -351,44 +350,15 @@ def qc_fingerprint(wildcards):
     return image_fingerprint(wildcards) + style_fingerprint()
 
 
-_code_versions = {}
-
-
-def _code_cache_path(package):
-    """Where the code versions of library version ``package`` (a hash of every
-    module) are kept between runs: the user's cache folder (the key is the
-    code's content, so any project, fresh or not, can reuse it)."""
+def code_version(step_function):
+    """Params value: hash of the library code ``step_function`` runs (rerun on
+    change), kept between runs in the user's cache folder."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
         os.path.expanduser("~"), ".cache"
     )
-    return os.path.join(base, "snakescope", f"code_versions-{package}.json")
-
-
-def code_version(step_function):
-    """Params value: hash of the library code ``step_function`` runs (rerun on
-    change). Computed once per step and kept in the user's cache folder for the
-    next run while no module of the library changes (parsing the sources for it
-    takes ~0.4 s of every start-up)."""
-    import json
-
-    if not _code_versions:
-        _code_versions["path"] = _code_cache_path(provenance.package_code_version())
-        try:
-            with open(_code_versions["path"], encoding="utf-8") as fh:
-                _code_versions.update(json.load(fh))
-        except (OSError, ValueError):
-            pass
-    name = f"{step_function.__module__}.{step_function.__qualname__}"
-    if name not in _code_versions:
-        _code_versions[name] = provenance.code_version(step_function)
-        versions = {k: v for k, v in _code_versions.items() if k != "path"}
-        try:
-            with sio.atomic_path(_code_versions["path"]) as tmp:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    json.dump(versions, fh, sort_keys=True)
-        except (OSError, InputError):
-            pass
-    return _code_versions[name]
+    return provenance.cached_code_version(
+        step_function, cache_dir=os.path.join(base, "snakescope")
+    )
 
 
 # ---- input functions ------------------------------------------------------
@@ -861,22 +831,17 @@ def finish():
 # ---- targets --------------------------------------------------------------
 
 
-_qc = {}
-
-
+@functools.lru_cache(maxsize=None)
 def qc_images(dataset):
     """Images of {dataset} that get QC images (figures.qc_images: all, or a stable
     sample), computed once per dataset."""
-    if dataset not in _qc:
-        n = config["figures"]["qc_images"]
-        _qc[dataset] = stable_sample(images(dataset), n=None if n == "all" else n)
-    return _qc[dataset]
+    n = config["figures"]["qc_images"]
+    return stable_sample(images(dataset), n=None if n == "all" else n)
 
 
+@functools.lru_cache(maxsize=None)
 def _qc_set(dataset):
-    if (dataset, "set") not in _qc:
-        _qc[(dataset, "set")] = set(qc_images(dataset))
-    return _qc[(dataset, "set")]
+    return frozenset(qc_images(dataset))
 
 
 def figure_targets():
