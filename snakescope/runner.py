@@ -64,6 +64,10 @@ class StepError(RuntimeError):
 
 def _worker_init() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # as in the workflow's own process (common.smk): on a full disk every log
+    # write fails, and logging would print a traceback for each; the step
+    # itself still fails with "no space left on device" naming the file
+    logging.raiseExceptions = False
 
 
 def _context():
