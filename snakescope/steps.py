@@ -397,7 +397,7 @@ def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
             if "cn_reason" in part:
                 part["cn_reason"] = part["cn_reason"].fillna("")
             part = tables_lib.add_metadata(part, metadata)
-            part.to_csv(fh, index=False, header=i == 0, float_format="%.6g", lineterminator="\n")
+            fh.write(io.csv_text(part, header=i == 0))
             if tmp_parquet:
                 arrow = pa.Table.from_pandas(part, preserve_index=False)
                 if writer is None:
