@@ -24,7 +24,7 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -293,7 +293,8 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
               part: Callable[..., None], diameter: Callable[..., None], tables: Callable[..., None],
               tables_kwargs: Mapping[str, Any],
               frames: Mapping[str, int], splittable: bool, log: str, log_dir: str, benchmark_dir: str,
-              threads: int, workers: int, record: str | None = None,
+              threads: int, workers: int, intermediates: Callable[..., None] | None = None,
+              intermediate_keys: Sequence[str] = (), record: str | None = None,
               record_plan: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Run the per-image chain of a batch of images in the warm pool, then its table shards.
 
@@ -302,7 +303,9 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     ``threads`` and ``splittable`` is true, the frames of each movie are split
     among the spare workers (``part`` on frame ranges, joined by ``image_step``;
     ``diameter`` first when the diameter is estimated), with results identical
-    to one pass. ``tables`` then writes the batch's table shards from the
+    to one pass; the files of ``image_step``'s keywords ``intermediate_keys``
+    (QC intermediates, when given) are then joined and written by
+    ``intermediates``, beside ``image_step``'s join in another worker. ``tables`` then writes the batch's table shards from the
     images' tables (temporary files: ``image_step`` gets the keyword
     ``tables``, ``tables`` their list). Each image logs to ``log_dir/<image>.log``
     and writes a benchmark record to ``benchmark_dir/<image>.tsv``; ``log``
@@ -352,7 +355,7 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
         try:
             common = {k: kwargs[k] for k in ("image", "name", "reading", "segment_settings", "settings", "rings",
                                              "saturation", "rods")}
-            common["keep"] = bool(kwargs.get("smoothed"))  # the intermediates are written too (QC images)
+            keep = {k: kwargs.pop(k) for k in intermediate_keys if kwargs.get(k)}  # QC images
             if kwargs["segment_settings"]["diameter"] == "auto":  # every part needs the estimate first
                 run(diameter, {"image": kwargs["image"], "estimate": kwargs["estimate"], "name": name,
                                      "reading": kwargs["reading"], "channel": kwargs["segment_settings"]["channel"],
@@ -360,13 +363,22 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
                     workers=workers)
                 common["estimate"] = kwargs["estimate"]
             paths = [os.path.join(tmp, f"{a:06d}.pkl") for a, _ in ranges]
+            kept = [os.path.join(tmp, f"{a:06d}.intermediates.pkl") if keep else None for a, _ in ranges]
             with ThreadPoolExecutor(len(ranges)) as pool:
-                futures = [pool.submit(run, part, {**common, "first": a, "stop": b, "part": p},
+                futures = [pool.submit(run, part, {**common, "first": a, "stop": b, "part": p, "intermediates": k},
                                        log=os.path.join(log_dir, f"{name}.frames-{a}-{b}.log"), workers=workers)
-                           for (a, b), p in zip(ranges, paths)]
+                           for (a, b), p, k in zip(ranges, paths, kept)]
                 for future in futures:
                     future.result()
-            run(image_step, {**kwargs, "parts": paths}, log=unit_log, benchmark=benchmark, workers=workers)
+            with ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(run, image_step, {**kwargs, "parts": paths}, log=unit_log, benchmark=benchmark,
+                                       workers=workers)]
+                if keep:
+                    futures.append(pool.submit(run, intermediates, {**keep, "parts": kept},
+                                               log=os.path.join(log_dir, f"{name}.intermediates.log"),
+                                               workers=workers))
+                for future in futures:
+                    future.result()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -372,9 +372,13 @@ def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
 
     Columns are the union in order of first appearance; a column that is an
     integer in some shards and a float in others is a float everywhere, as
-    ``pandas.concat`` of all shards would make it.
+    ``pandas.concat`` of all shards would make it. The Parquet file holds the
+    table ``read_csv`` gives for the whole CSV (what rule ``tables`` writes in
+    per_step mode): the CSV's values, and each column's type from all shards
+    (read back shard by shard, then unified); only where shards disagree in a
+    way that cannot be unified (text in one shard, numbers in another) is the
+    whole CSV read back.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns: dict[str, set[str]] = {}
@@ -384,26 +388,76 @@ def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
                 columns.setdefault(field.name, set()).add(str(field.type))
     floats = [c for c, kinds in columns.items()
               if any(k.startswith("int") for k in kinds) and any(k in ("double", "float") for k in kinds)]
-    import contextlib
 
-    writer = None
-    with contextlib.ExitStack() as stack:
-        fh = stack.enter_context(open(stack.enter_context(io.atomic_path(csv)), "w", encoding="utf-8", newline=""))
-        tmp_parquet = stack.enter_context(io.atomic_path(parquet)) if parquet else None
-        for i, path in enumerate(shards):
+    def parts():
+        for path in shards:
             part = pd.read_parquet(path).reindex(columns=list(columns))
             for c in floats:
                 part[c] = part[c].astype(float)
-            if "cn_reason" in part:
-                part["cn_reason"] = part["cn_reason"].fillna("")
-            part = tables_lib.add_metadata(part, metadata)
+            yield tables_lib.add_metadata(part, metadata)
+
+    kinds: dict[str, set[str]] = {}
+    backs = []  # one shard: kept, not read again
+    with io.atomic_path(csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        for i, part in enumerate(parts()):
             fh.write(io.csv_text(part, header=i == 0))
-            if tmp_parquet:
-                arrow = pa.Table.from_pandas(part, preserve_index=False)
-                if writer is None:
-                    schema = arrow.schema
-                    writer = stack.enter_context(pq.ParquetWriter(tmp_parquet, schema, compression="zstd"))
-                writer.write_table(arrow.cast(schema))
+            if parquet:
+                back = io.csv_round_trip(part)
+                for name, kind in _read_back_kinds(back).items():
+                    kinds.setdefault(name, set()).add(kind)
+                backs = [back] if len(shards) == 1 else []
+    if parquet:
+        _parquet_of_csv(backs or map(io.csv_round_trip, parts()), kinds, csv, parquet)
+
+
+def _read_back_kinds(table: pd.DataFrame) -> dict[str, str]:
+    """Per column what ``read_csv`` made of it: int, float, bool, text or empty (all missing)."""
+    kinds = {}
+    for name in table.columns:
+        column = table[name]
+        if column.isna().all():
+            kinds[name] = "empty"
+        elif column.dtype.kind in "iufb":
+            kinds[name] = {"i": "int", "u": "int", "f": "float", "b": "bool"}[column.dtype.kind]
+        else:
+            kinds[name] = "text"
+    return kinds
+
+
+def _parquet_of_csv(backs, kinds: Mapping[str, set[str]], csv: str, parquet: str) -> None:
+    """Write ``parquet``: the table ``io.read_table(csv)`` gives, from the shards
+    (``backs``: the CSV's rows read back shard by shard) with each column's type
+    over the whole CSV, as ``read_csv`` infers it from the per-shard kinds ``kinds``."""
+    import contextlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    final = {}
+    for name, seen in kinds.items():
+        numbers = seen - {"empty"}
+        if not numbers:
+            final[name] = np.dtype(np.float64)        # every value missing: NaN floats
+        elif numbers == {"int"} and "empty" not in seen:
+            final[name] = np.dtype(np.int64)
+        elif numbers <= {"int", "float"}:
+            final[name] = np.dtype(np.float64)
+        elif numbers == {"bool"} and "empty" not in seen:
+            final[name] = np.dtype(np.bool_)
+        elif numbers == {"text"}:
+            final[name] = pd.StringDtype(na_value=np.nan)
+        else:  # text in one shard, numbers in another: only the whole CSV tells
+            io.write_parquet(io.read_table(csv), parquet)
+            return
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(io.atomic_path(parquet))
+        writer = None
+        for back in backs:
+            table = pa.Table.from_pandas(pd.DataFrame({name: back[name].astype(final[name]) for name in back.columns}),
+                                         preserve_index=False)
+            if writer is None:
+                writer = stack.enter_context(pq.ParquetWriter(tmp, table.schema, compression="zstd"))
+            writer.write_table(table.cast(writer.schema))
 
 
 # --------------------------------------------------------------------------
@@ -565,21 +619,46 @@ def _read_back(result: dict) -> dict:
 def batch_part(*, image: str | Sequence[str], part: str, name: str, reading: Mapping[str, Any],
                segment_settings: Mapping[str, Any], settings: Mapping[str, Any], rings: Mapping[str, Any],
                saturation: float | None, rods: bool, first: int, stop: int,
-               estimate: str | None = None, keep: bool = False) -> None:
+               estimate: str | None = None, intermediates: str | None = None) -> None:
     """The chain on frames ``first:stop`` of a movie (one worker's share); the
     results (and the calibration used) go to the temporary file ``part`` for
-    :func:`batch_image`."""
-    import pickle
-
+    :func:`batch_image`, and with ``intermediates`` (an image that gets QC
+    images) the smoothed frames, masks and threshold rows to that temporary
+    file, for :func:`batch_intermediates`."""
     img = _read(image, reading, frames=(first, stop))
     cal = _file_calibration(img)
     resolved = _batch_settings(settings, segment_settings, estimate)
     result = _read_back(_chain(img, cal, name=name, segment_settings=segment_settings, settings=resolved,
                                rings=rings, saturation=saturation, rods=rods, external_labels=None,
-                               first_frame=first, keep=keep))
+                               first_frame=first, keep=bool(intermediates)))
     result["calibration"] = (cal, _Calibration(img.pixel_size_um, img.frame_interval_s))
-    with io.atomic_path(part) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    if intermediates:
+        _pickled({**{k: result.pop(k) for k in INTERMEDIATES}, "calibration": result["calibration"]}, intermediates)
+    _pickled(result, part)
+
+
+def _pickled(obj: Any, path: str) -> None:
+    """Write ``obj`` to the temporary file ``path`` (read by another worker of this job)."""
+    import pickle
+
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@uses(tables_lib)
+def batch_intermediates(*, parts: Sequence[str], smoothed: str, mask: str, threshold_table: str,
+                        refined: str) -> None:
+    """The smoothed image, masks and threshold table of a movie whose frames
+    were split among workers (the files rules smooth, threshold and refine
+    write; for the images that get QC images), from the ``intermediates`` files
+    of :func:`batch_part` in frame order. Runs beside :func:`batch_image`'s join
+    of the same parts, in another worker."""
+    loaded = _unpickled(parts)
+    cal, img = loaded[0]["calibration"]
+    joined = {k: np.concatenate([p.pop(k) for p in loaded]) for k in ("smoothed", "mask", "refined")}
+    joined["threshold_table"] = pd.concat([p["threshold_table"] for p in loaded], ignore_index=True)
+    _write_intermediates(joined, img, cal, {"smoothed": smoothed, "mask": mask, "threshold_table": threshold_table,
+                                            "refined": refined})
 
 
 class _Calibration(NamedTuple):
@@ -615,9 +694,6 @@ def _joined(parts: Sequence[str]) -> dict:
               "measurements": tables("measurements"), "ring_table": tables("ring_table"),
               "ring_labels": np.concatenate([p["ring_labels"].astype(dtype) for p in loaded]),
               "calibration": loaded[0]["calibration"]}
-    if all("smoothed" in p for p in loaded):
-        joined.update({k: np.concatenate([p[k] for p in loaded]) for k in ("smoothed", "mask", "refined")})
-        joined["threshold_table"] = pd.concat([p["threshold_table"] for p in loaded], ignore_index=True)
     return joined
 
 
@@ -642,10 +718,8 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
     and threshold table (for the images that get QC images). With ``parts`` (files of
     :func:`batch_part` covering every frame) the chain was run on frame ranges
     by several workers; this call joins them and tracks, without reading the
-    image again.
+    image again (the intermediates of such a movie: :func:`batch_intermediates`).
     """
-    import pickle
-
     if parts:
         result = _joined(parts)
         cal, img = result["calibration"]
@@ -671,9 +745,7 @@ def batch_image(*, image: str | Sequence[str], name: str, reading: Mapping[str, 
     for path, data in ((frames, table), (measurements, result["measurements"]), (ring_table, result["ring_table"])):
         if path:
             io.write_table(data, path)
-    with io.atomic_path(tables) as tmp, open(tmp, "wb") as fh:
-        pickle.dump({"measurements": result["measurements"], "ring_table": result["ring_table"], "frames": table},
-                    fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _pickled({"measurements": result["measurements"], "ring_table": result["ring_table"], "frames": table}, tables)
     if track is not None:
         track_table, relabelled = _tracked(lab, cal, result["measurements"], name=name,
                                            diameter=params.resolve_diameter(segment_settings["diameter"], estimate),

@@ -128,12 +128,18 @@ def test_batch_image_writes_the_per_step_files_byte_for_byte(tmp_path, split):
                                                           "ring_table", "tracks", "track_labels")}
     common = dict(image=str(movie), name="m", reading=reading, segment_settings=seg, settings=settings,
                   rings=ds["rings"], saturation=ds["saturation"], rods=False)
-    parts = []
+    parts, kept = [], []
     if split:
         assert sparams.frames_splittable(seg)
         for a, b in _frame_ranges(4, 2):
             parts.append(str(bat / f"part{a}.pkl"))
-            steps.batch_part(**common, first=a, stop=b, part=parts[-1])
+            kept.append(str(bat / f"kept{a}.pkl"))
+            steps.batch_part(**common, first=a, stop=b, part=parts[-1], intermediates=kept[-1])
+        # the QC intermediates of a split movie, joined beside the labels: the per-step files
+        inter = {"smoothed": "s.tif", "mask": "m.tif", "threshold_table": "t.csv", "refined": "r.tif"}
+        steps.batch_intermediates(parts=kept, **{k: str(bat / f) for k, f in inter.items()})
+        for f in inter.values():
+            assert (bat / f).read_bytes() == (per / f).read_bytes(), f
     # the per-image CSV tables are written only when asked for (here: not when split);
     # the dataset tables from the batch are the same either way
     tables_only = ("frames", "measurements", "ring_table", "ring_labels")
@@ -175,8 +181,28 @@ def test_tables_from_several_shards_equal_one_concatenation(tmp_path):
     whole["cn_reason"] = whole["cn_reason"].fillna("")
     io.write_table(whole, tmp_path / "w.csv")
     assert (tmp_path / "s.csv").read_text() == (tmp_path / "w.csv").read_text()
-    back = pd.read_parquet(tmp_path / "s.parquet")
-    assert list(back.columns) == list(whole.columns) and len(back) == 4
+    # the Parquet file is the table read_csv gives for the whole CSV (per_step's), not the shards' types
+    whole_table = io.read_table(tmp_path / "s.csv")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), whole_table, check_exact=True)
+    assert whole_table["area_px"].dtype == np.float64 and whole_table["label"].dtype == np.int64
+
+
+@pytest.mark.parametrize("mixed_text", [False, True])
+def test_parquet_of_several_shards_has_the_csv_values_and_types(tmp_path, mixed_text):
+    """Unrounded floats, missing values in some shards only, booleans, and (mixed_text)
+    a column that reads as numbers in one shard and as text in another."""
+    a = pd.DataFrame({"image": ["a", "a"], "x": [1 / 3, 2.0], "n": [1, 2], "flag": [True, False],
+                      "reason": [None, None], "nothing": [np.nan, np.nan], "well": ["01", "02"]})
+    b = pd.DataFrame({"image": ["b"], "x": [5.0], "n": [3], "flag": [True], "reason": ["no ring"],
+                      "nothing": [np.nan], "well": ["B2" if mixed_text else "03"]})
+    paths = []
+    for i, t in enumerate((a, b)):
+        paths.append(str(tmp_path / f"{i}.parquet"))
+        io.write_parquet(t, paths[-1])
+    steps._stream_shards(paths, str(tmp_path / "s.csv"), str(tmp_path / "s.parquet"), {"a": {"plate": "P1"}})
+    expected = io.read_table(tmp_path / "s.csv")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), expected, check_exact=True)
+    assert expected["x"].tolist() == [0.333333, 2.0, 5.0] and "meta_plate" in expected
 
 
 def test_plan_changes_say_why_a_batch_runs_again():

@@ -45,7 +45,7 @@ def test_every_rule_calls_the_step_of_its_name_by_reference():
         assert callable(getattr(steps, name)), name
     # and every public step is run by its rule, or by the batch rules (common.smk's BATCH_STEPS)
     common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    batch = set(re.findall(r"steps\.(\w+)", re.search(r"^BATCH_STEPS = \((.*?)\)", common, re.M).group(1)))
+    batch = set(re.findall(r"steps\.(\w+)", re.search(r"^BATCH_STEPS = \((.*?)\)", common, re.M | re.S).group(1)))
     assert {"batch_image", "batch_part", "batch_tables"} <= batch
     assert set(_step_functions()) == set(with_steps) | batch
 

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -56,6 +57,12 @@ def test_batched_writes_the_files_per_step_writes(tmp_path):
     assert len(not_written) == 12 + 6 and set(b) == set(a) - not_written and len(b) > 30
     assert [k for k in b if a[k] != b[k]] == []
     assert any(k.endswith("tables/objects.csv") for k in b)
+    # Parquet tables: the same values and types (the files differ in row groups: one per batch)
+    parquets = sorted((per / "results").glob("*/tables/*.parquet"))
+    assert len(parquets) >= 4
+    for path in parquets:
+        pd.testing.assert_frame_equal(pd.read_parquet(bat / path.relative_to(per)), pd.read_parquet(path),
+                                      check_exact=True)
     # the movie's frames were split between the 2 workers
     log = next((bat / "results/movie/logs/batch").glob("*.log")).read_text()
     assert "frames split 2 ways" in log

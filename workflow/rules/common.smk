@@ -757,7 +757,13 @@ def batch_version(plan):
 
 PLANS = {}
 #: The steps a batch job runs (their code versions are the batch rule's).
-BATCH_STEPS = (steps.batch_image, steps.batch_part, steps.batch_tables, steps.diameter)
+BATCH_STEPS = (
+    steps.batch_image,
+    steps.batch_part,
+    steps.batch_intermediates,
+    steps.batch_tables,
+    steps.diameter,
+)
 
 
 def run_batch(rule_name, output, log):
@@ -772,6 +778,8 @@ def run_batch(rule_name, output, log):
             for name, kw in plan.items()
         },
         part=steps.batch_part,
+        intermediates=steps.batch_intermediates,
+        intermediate_keys=steps.INTERMEDIATES,
         diameter=steps.diameter,
         tables=steps.batch_tables,
         tables_kwargs={
