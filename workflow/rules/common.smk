@@ -24,19 +24,8 @@ logging.raiseExceptions = False
 sys.path.insert(
     0, workflow.basedir
 )  # the library next to the Snakefile, installed or not
-from snakescope import params as sparams
-from snakescope import provenance, runner, steps
-from snakescope.batching import stable_batches, stable_sample
-from snakescope import io as sio
-from snakescope.config import (
-    apply_overrides,
-    check_config,
-    discover_images,
-    expand_scenes,
-    image_metadata,
-    load_yaml_strict,
-)
-from snakescope.errors import InputError
+# light: starts the warm pool (below) before the heavy imports
+from snakescope import runner
 
 #: Command-line flags with which this process runs no step.
 _NO_STEPS = {
@@ -80,7 +69,21 @@ def _runs_steps_here(argv):
 
 
 if _runs_steps_here(sys.argv[1:]):
-    runner.warm_up()  # the pool's imports overlap with parsing and the DAG
+    runner.warm_up()  # the pool's imports overlap with this process's imports, parsing and the DAG
+
+from snakescope import params as sparams
+from snakescope import provenance, steps
+from snakescope.batching import stable_batches, stable_sample
+from snakescope import io as sio
+from snakescope.config import (
+    apply_overrides,
+    check_config,
+    discover_images,
+    expand_scenes,
+    image_metadata,
+    load_yaml_strict,
+)
+from snakescope.errors import InputError
 
 
 def _fail(message):
