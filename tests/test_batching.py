@@ -24,7 +24,7 @@ def test_batches_cover_every_name_once_in_order_with_bounded_sizes():
     flat = [n for b in batches for n in b.images]
     assert flat == sorted(names)
     sizes = [len(b.images) for b in batches[:-1]]
-    assert min(sizes) >= 12 and max(len(b.images) for b in batches) <= 100
+    assert min(sizes) >= 25 and max(len(b.images) for b in batches) <= 75
     assert 40 <= np.mean(sizes) <= 60
     assert len({b.id for b in batches}) == len(batches)
 
