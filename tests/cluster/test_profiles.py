@@ -1,9 +1,10 @@
 """The SLURM profiles stay in step with the workflow (no cluster needed; runs in `make test`).
 
-Every rule must be grouped (per-image rules in ``per_image``, per-dataset rules
-in ``per_dataset``) or be one of the few rules that deliberately run on their own;
-resources may only name existing rules; the test profile may differ from the
-user profile only where the test cluster differs.
+Every rule must be in the ``per_image`` group (the per-image chain), be a local
+rule (``localrule: LOCAL_RULES``, config key execution.local_rules), or be one of
+the few rules without a job of their own; resources may only name existing rules;
+the test profile may differ from the user profile only where the test cluster
+differs.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 TEST_PROFILE = ROOT / "profiles" / "slurm-test" / "config.yaml"
 
-#: Rules that are not grouped on purpose: targets without a job of their own
-#: (run in the main process) and the example generator (one job per run).
-UNGROUPED = {"all", "figures", "example"}
+#: Rules without a job of their own (targets: run in the main process anyway).
+UNGROUPED = {"all", "figures"}
 
 
 def load(path: Path) -> dict:
@@ -52,12 +52,25 @@ def workflow_rules() -> set[str]:
     return {line.strip() for line in res.stdout.splitlines() if line.strip()}
 
 
-def test_every_rule_is_grouped_or_known(workflow_rules):
+def local_rules() -> set[str]:
+    """Rules whose rule file makes them local with execution.local_rules."""
+    out = set()
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^rule\s+", smk.read_text(), flags=re.M)[1:]:
+            if re.search(r"^    localrule: LOCAL_RULES\b", block, flags=re.M):
+                out.add(block.split(":", 1)[0].strip())
+    return out
+
+
+def test_every_rule_is_grouped_local_or_known(workflow_rules):
     groups = load(PROFILE)["groups"]
-    missing = workflow_rules - set(groups) - UNGROUPED
-    assert not missing, (f"rules {sorted(missing)} are in no group of profiles/slurm/config.yaml: add per-image "
-                         "rules to group per_image and per-dataset rules to group per_dataset (else each is its "
-                         "own SLURM job, 5-7 s of Snakemake start each)")
+    local = local_rules()
+    assert {"tables", "qc", "dataset_figures", "traces", "provenance"} <= local
+    missing = workflow_rules - set(groups) - local - UNGROUPED
+    assert not missing, (f"rules {sorted(missing)} are neither in group per_image of profiles/slurm/config.yaml "
+                         "(per-image chain) nor local rules (`localrule: LOCAL_RULES`): each would be its own "
+                         "SLURM job, 5-7 s of Snakemake start each")
+    assert not set(groups) & local, "a rule in a group is never local (Snakemake): drop it from the groups"
     unknown = set(groups) - workflow_rules
     assert not unknown, f"profiles/slurm/config.yaml groups name rules that do not exist: {sorted(unknown)}"
 
@@ -66,9 +79,8 @@ def test_groups_follow_the_wildcards(workflow_rules):
     groups = load(PROFILE)["groups"]
     outputs = rule_outputs()
     for rule, group in groups.items():
-        per_image = "{image}" in outputs.get(rule, "")
-        expected = "per_image" if per_image else "per_dataset"
-        assert group == expected, f"rule {rule} ({'per image' if per_image else 'per dataset'}) is in group {group}"
+        assert "{image}" in outputs.get(rule, ""), f"rule {rule} is not per image but in group {group}"
+        assert group == "per_image", rule
     assert set(load(PROFILE)["group-components"]) == set(groups.values())
 
 

@@ -107,6 +107,10 @@ except InputError as exc:
     _fail(str(exc))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
+#: Rules after the per-image chain run in this process, not as cluster jobs
+#: (``localrule:`` of each; no effect on a local run).
+LOCAL_RULES = bool(config["execution"]["local_rules"])
+
 
 def _discover(name, ds):
     ignored = []

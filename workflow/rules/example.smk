@@ -6,6 +6,7 @@ rule example:
         files=example_files(),
     log:
         step="results/logs/example.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         outdir=example_outdir,
         seed=lookup(dpath="example/seed", within=config),

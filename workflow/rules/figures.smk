@@ -19,6 +19,7 @@ rule qc:
     log:
         step="results/{dataset}/logs/qc/{image}.log",
         benchmark="results/{dataset}/benchmarks/qc/{image}.tsv",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         name="{image}",
         reading=reading,
@@ -47,6 +48,7 @@ rule dataset_figures:
         step="results/{dataset}/logs/dataset_figures.log",
         benchmark="results/{dataset}/benchmarks/dataset_figures.tsv",
     priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         figures_settings=figures_settings(),

@@ -55,6 +55,7 @@ rule tables:
     log:
         step="results/{dataset}/logs/tables.log",
     priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         metadata=dataset_metadata,

@@ -16,6 +16,7 @@ rule provenance:
         checksums="results/{dataset}/provenance/inputs.csv",
     log:
         step="results/{dataset}/logs/provenance.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset=dataset_config,
         software=provenance.software_versions(),

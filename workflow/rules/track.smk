@@ -29,6 +29,7 @@ rule ctc_export:
         ctc=directory("results/{dataset}/ctc/{image}"),
     log:
         step="results/{dataset}/logs/ctc_export/{image}.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         code=code_version(steps.ctc_export),
     run:
@@ -45,6 +46,7 @@ rule traces:
     log:
         step="results/{dataset}/logs/traces.log",
     priority: 1  # the dataset's chain to the figures, ahead of QC and provenance
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         images=tracked_image_names,
         traces=dataset_key("traces"),

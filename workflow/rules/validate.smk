@@ -10,6 +10,7 @@ rule validate_segmentation:
     log:
         step="results/{dataset}/logs/validate_segmentation/{image}.log",
         benchmark="results/{dataset}/benchmarks/validate_segmentation/{image}.tsv",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         image="{image}",
         code=code_version(steps.validate_segmentation),
@@ -24,6 +25,7 @@ rule validation_summary:
         summary="results/{dataset}/validation/segmentation.csv",
     log:
         step="results/{dataset}/logs/validation_summary.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         code=code_version(steps.validation_summary),
@@ -41,6 +43,7 @@ rule validate_cn:
         scores="results/{dataset}/validation/cn/{image}.csv",
     log:
         step="results/{dataset}/logs/validate_cn/{image}.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         image="{image}",
         column=dataset_key("ground_truth_cn/column"),
@@ -57,6 +60,7 @@ rule cn_summary:
         summary="results/{dataset}/validation/cn.csv",
     log:
         step="results/{dataset}/logs/cn_summary.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         code=code_version(steps.cn_summary),
@@ -73,6 +77,7 @@ rule validate_tracking:
         scores="results/{dataset}/validation/tracking/{image}.csv",
     log:
         step="results/{dataset}/logs/validate_tracking/{image}.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         image="{image}",
         code=code_version(steps.validate_tracking),
@@ -87,6 +92,7 @@ rule tracking_summary:
         summary="results/{dataset}/validation/tracking.csv",
     log:
         step="results/{dataset}/logs/tracking_summary.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         code=code_version(steps.tracking_summary),
@@ -104,6 +110,7 @@ rule validate_sizes:
         scores="results/{dataset}/validation/sizes/{image}.csv",
     log:
         step="results/{dataset}/logs/validate_sizes/{image}.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         image="{image}",
         code=code_version(steps.validate_sizes),
@@ -118,6 +125,7 @@ rule sizes_summary:
         summary="results/{dataset}/validation/sizes.csv",
     log:
         step="results/{dataset}/logs/sizes_summary.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         code=code_version(steps.sizes_summary),
@@ -134,6 +142,7 @@ rule validate_ctc:
         scores="results/{dataset}/validation/ctc/{image}.csv",
     log:
         step="results/{dataset}/logs/validate_ctc/{image}.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         image="{image}",
         code=code_version(steps.validate_ctc),
@@ -148,6 +157,7 @@ rule ctc_summary:
         summary="results/{dataset}/validation/ctc.csv",
     log:
         step="results/{dataset}/logs/ctc_summary.log",
+    localrule: LOCAL_RULES  # execution.local_rules: not a cluster job
     params:
         dataset="{dataset}",
         code=code_version(steps.ctc_summary),
