@@ -82,6 +82,49 @@ def _context():
     return ctx
 
 
+#: Command-line flags with which this process runs no step.
+_NO_STEPS = {
+    "--dry-run",
+    "--dryrun",
+    "--lint",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--d3dag",
+    "--summary",
+    "--detailed-summary",
+    "--list-rules",
+    "--list-target-rules",
+    "--list-changes",
+    "--lc",
+    "--report",
+    "--unlock",
+    "--touch",
+    "--cleanup-metadata",
+    "--delete-all-output",
+    "--delete-temp-output",
+    "--containerize",
+    "--archive",
+}
+
+
+def runs_steps_here(argv: Sequence[str]) -> bool:
+    """Whether this Snakemake process will run steps in its warm pool: not for a
+    dry run, lint, graphs, summaries or a report, nor with ``--executor slurm``
+    (the jobs run them; local rules start the pool when they come) or
+    ``slurm-jobstep`` (inside a SLURM job: the Snakemake it starts with srun runs
+    them). A guess from the command line (a profile's executor is not on it): a
+    wrong guess only starts an idle fork server or starts it later."""
+    for i, arg in enumerate(argv):
+        if arg in _NO_STEPS or arg.split("=")[0] in _NO_STEPS:
+            return False
+        if arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha() and "n" in arg:
+            return False  # -n, -np, -Fn: dry run
+        if arg in ("-e", "--executor") and list(argv[i + 1:i + 2]) in (["slurm"], ["slurm-jobstep"]):
+            return False  # the jobs, or the srun'd Snakemake inside this job, run them
+    return os.environ.get("SNAKESCOPE_INLINE") != "1"
+
+
 def warm_up() -> None:
     """Start the fork server now, in the background.
 

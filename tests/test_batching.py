@@ -213,3 +213,19 @@ def test_plan_changes_say_why_a_batch_runs_again():
     assert batching.plan_changes(before, after) == ["new image c", "image a: its file(s) changed",
                                                     "image b: rings changed"]
     assert "unchanged" in batching.plan_changes(before, before)[0]
+
+
+def test_which_snakemake_processes_warm_up_the_pool(monkeypatch):
+    """The pool is started where steps run: a local run, the Snakemake a SLURM job starts
+    with srun; not a dry run, the submitting process of a SLURM run, nor a job's job step."""
+    from snakescope.runner import runs_steps_here
+
+    monkeypatch.delenv("SNAKESCOPE_INLINE", raising=False)
+    assert runs_steps_here(["--cores", "2", "--configfile", "my.yaml"])
+    assert runs_steps_here(["--target-jobs", "batch_d_0a:", "--mode", "remote"])
+    for argv in (["-n"], ["-np", "--cores", "2"], ["--dry-run"], ["--list-rules"], ["--report=r.html"],
+                 ["--executor", "slurm", "--jobs", "10"], ("-e", "slurm"),
+                 ["--executor", "slurm-jobstep", "--jobs", "1", "--mode", "remote"]):
+        assert not runs_steps_here(argv), argv
+    monkeypatch.setenv("SNAKESCOPE_INLINE", "1")
+    assert not runs_steps_here(["--cores", "2"])

@@ -27,48 +27,7 @@ sys.path.insert(
 # light: starts the warm pool (below) before the heavy imports
 from snakescope import runner
 
-#: Command-line flags with which this process runs no step.
-_NO_STEPS = {
-    "--dry-run",
-    "--dryrun",
-    "--lint",
-    "--dag",
-    "--rulegraph",
-    "--filegraph",
-    "--d3dag",
-    "--summary",
-    "--detailed-summary",
-    "--list-rules",
-    "--list-target-rules",
-    "--list-changes",
-    "--lc",
-    "--report",
-    "--unlock",
-    "--touch",
-    "--cleanup-metadata",
-    "--delete-all-output",
-    "--delete-temp-output",
-    "--containerize",
-    "--archive",
-}
-
-
-def _runs_steps_here(argv):
-    """Whether this Snakemake process will run steps in its warm pool: not for a
-    dry run, lint, graphs, summaries or a report, nor with ``--executor slurm``
-    (a job step runs them). A guess from the command line (a profile's executor
-    is not on it): a wrong guess only starts an idle fork server."""
-    for i, arg in enumerate(argv):
-        if arg in _NO_STEPS or arg.split("=")[0] in _NO_STEPS:
-            return False
-        if arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha() and "n" in arg:
-            return False  # -n, -np, -Fn: dry run
-        if arg in ("-e", "--executor") and argv[i + 1 : i + 2] == ["slurm"]:
-            return False
-    return os.environ.get("SNAKESCOPE_INLINE") != "1"
-
-
-if _runs_steps_here(sys.argv[1:]):
+if runner.runs_steps_here(sys.argv[1:]):
     runner.warm_up()  # the pool's imports overlap with this process's imports, parsing and the DAG
 
 from snakescope import params as sparams
