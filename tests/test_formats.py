@@ -484,11 +484,10 @@ def test_disk_full_during_tiff_write(tmp_path, monkeypatch):
 
 
 def test_disk_full_during_table_write(tmp_path, monkeypatch):
-    def full_disk(self, path, **kwargs):
-        open(path, "w").write("a,b\n1,")
+    def full_disk(table, **kwargs):  # the temporary file is open (and empty) when the text is made
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    monkeypatch.setattr(io, "csv_text", full_disk)
     with pytest.raises(InputError, match="t.csv: no space left on device"):
         io.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
     assert os.listdir(tmp_path) == []
