@@ -125,6 +125,44 @@ def runs_steps_here(argv: Sequence[str]) -> bool:
     return os.environ.get("SNAKESCOPE_INLINE") != "1"
 
 
+def exit_without_finalization() -> None:
+    """End this process right after its ``sys.exit(status)``, skipping the
+    interpreter's finalization.
+
+    Tearing down the modules of a Snakemake process with numpy, pandas, scipy
+    and scikit-image loaded takes ~0.4 s of every run (measured: 1.56 s vs
+    1.17 s for an interpreter that only imports them). Installed at start-up, an
+    ``atexit`` handler registered before any other runs last: after everything
+    the program does on the way out (Snakemake's clean-up, its lock removal and
+    log files, the other exit handlers), it flushes the standard streams and
+    the logging handlers and ends the process with the status given to
+    ``sys.exit``. Where the program ends otherwise (an exception, ``raise
+    SystemExit``), nothing changes.
+    """
+    import atexit
+
+    status: list[Any] = []
+    real_exit = sys.exit
+
+    def recording_exit(code: Any = 0) -> None:
+        status[:] = [code]
+        real_exit(code)
+
+    def end() -> None:
+        if not status or not (status[0] is None or isinstance(status[0], int)):
+            return
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        os._exit(status[0] or 0)
+
+    atexit.register(end)
+    sys.exit = recording_exit
+
+
 def warm_up() -> None:
     """Start the fork server now, in the background.
 

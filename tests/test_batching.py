@@ -229,3 +229,22 @@ def test_which_snakemake_processes_warm_up_the_pool(monkeypatch):
         assert not runs_steps_here(argv), argv
     monkeypatch.setenv("SNAKESCOPE_INLINE", "1")
     assert not runs_steps_here(["--cores", "2"])
+
+
+@pytest.mark.parametrize("ending, status", [("sys.exit(3)", 3), ("sys.exit(0)", 0), ("sys.exit()", 0),
+                                            ("raise SystemExit(5)", 5), ("raise ValueError('x')", 1)])
+def test_exit_without_finalization_keeps_the_status_output_and_later_exit_handlers(ending, status):
+    import subprocess
+    import sys
+
+    # a handler registered before the hook stands for the interpreter's finalization: skipped
+    # after sys.exit, kept when the program ends otherwise
+    code = ("import atexit, sys\natexit.register(lambda: print(';finalized', end=''))\n"
+            "from snakescope import runner\nrunner.exit_without_finalization()\n"
+            "atexit.register(lambda: print('clean-up ran', end=''))\n"
+            "sys.stdout.write('unflushed;')\n" + ending + "\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    assert res.returncode == status, res.stderr
+    fast = ending.startswith("sys.exit")
+    assert res.stdout == "unflushed;clean-up ran" + ("" if fast else ";finalized")

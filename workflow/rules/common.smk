@@ -29,6 +29,7 @@ from snakescope import runner
 
 if runner.runs_steps_here(sys.argv[1:]):
     runner.warm_up()  # the pool's imports overlap with this process's imports, parsing and the DAG
+    runner.exit_without_finalization()  # ~0.4 s of module teardown at the end of every run
 
 from snakescope import params as sparams
 from snakescope import provenance, steps
