@@ -248,3 +248,13 @@ def test_exit_without_finalization_keeps_the_status_output_and_later_exit_handle
     assert res.returncode == status, res.stderr
     fast = ending.startswith("sys.exit")
     assert res.stdout == "unflushed;clean-up ran" + ("" if fast else ";finalized")
+
+
+def test_allowed_rules_from_the_command_line_of_a_cluster_job():
+    from snakescope.runner import allowed_rules
+
+    assert allowed_rules(["--cores", "2"]) is None
+    job = ["--target-jobs", "batch_d_0a:", "--allowed-rules", "batch_d_0a", "--cores", "all", "--mode", "remote"]
+    assert allowed_rules(job) == {"batch_d_0a"}
+    assert allowed_rules(["--allowed-rules", "smooth", "label", "--jobs", "1"]) == {"smooth", "label"}
+    assert allowed_rules(["--allowed-rules=smooth label"]) == {"smooth", "label"}

@@ -11,10 +11,15 @@
 # batches they fall into. params.plan hashes the batch's images, their files'
 # fingerprints and settings: any change reruns exactly the batches it touches.
 
+# In a cluster job (--allowed-rules: the job's own rule) only the job's batch rule is made.
+_ALLOWED = runner.allowed_rules(sys.argv[1:])
+
 if BATCHED:
     for _dataset in config["datasets"]:
         for _batch in BATCHES[_dataset]:
             _name = batch_rule_name(_dataset, _batch)
+            if _ALLOWED is not None and _name not in _ALLOWED:
+                continue
             _plan = batch_plan(_dataset, _batch)
             PLANS[_name] = (_dataset, _plan)
 
