@@ -156,7 +156,7 @@ def load_yaml_strict(path: str) -> Any:
     """
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster (26 KB schema)
         pass
 
     def construct_mapping(loader, node, deep=False):
