@@ -1558,11 +1558,48 @@ def csv_round_trip(table: pd.DataFrame) -> pd.DataFrame:
         else:
             text.append(name)
             out[name] = None
-    if text:
-        back = _csv_round_trip_slow(table[text])
-        for name in text:
+    slow = []
+    for name in text:
+        plain = _plain_text_back(table[name].tolist())
+        if plain is None:
+            slow.append(name)
+        else:
+            out[name] = plain
+    if slow:
+        back = _csv_round_trip_slow(table[slow])
+        for name in slow:
             out[name] = back[name]
     return pd.DataFrame({name: out[name] for name in table.columns}, index=pd.RangeIndex(len(table)))
+
+
+#: Fields ``read_csv`` reads as missing (its default ``na_values``) or as booleans.
+_NOT_PLAIN = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
+
+
+def _plain_text_back(values: list) -> np.ndarray | pd.Series | None:
+    """What ``read_csv`` makes of a written text column, without writing it,
+    when every value is plain text or missing (``None``, NaN, ``""``): the same
+    strings (missing ones NaN), or NaN floats when all are missing. None for
+    anything else (text that reads as a number, a boolean or a missing value,
+    or that needs quoting): that goes through CSV text."""
+    texts: list[str | None] = []
+    for v in values:
+        if v is None or v == "" or (isinstance(v, float) and v != v):
+            texts.append(None)
+            continue
+        if (not isinstance(v, str) or v in _NOT_PLAIN or v.strip() != v or _QUOTED.intersection(v)
+                or v.lower() in ("true", "false")):
+            return None
+        try:
+            float(v)
+        except ValueError:
+            texts.append(v)
+        else:
+            return None
+    if all(t is None for t in texts):
+        return np.full(len(texts), np.nan)
+    return pd.Series(texts, dtype=pd.StringDtype(na_value=np.nan))
 
 
 def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:

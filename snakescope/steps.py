@@ -15,6 +15,7 @@ a notebook or a test alike.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -538,11 +539,21 @@ def _file_calibration(img: io.Image):
     (TIFF stores the pixel size as a rational): the per-step chain computes
     threshold, refine and split from the smoothed file's calibration, so the
     batched chain uses the same values and writes the same bytes."""
+    import copy
+
+    return copy.deepcopy(_calibration_read_back(img.pixel_size_um, img.frame_interval_s))  # callers own theirs
+
+
+@functools.lru_cache(maxsize=64)
+def _calibration_read_back(pixel_size_um: float | None, frame_interval_s: float | None):
+    """Write and read back a 1-pixel stack (~2 ms; once per calibration and worker:
+    the images of a screen share theirs)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="snakescope-cal-") as tmp:
         path = str(Path(tmp) / "cal.tif")
-        _write_like(path, np.zeros((1, 1, 1), np.uint8), img)
+        io.write_stack(path, np.zeros((1, 1, 1), np.uint8), axes="TYX", pixel_size_um=pixel_size_um,
+                       frame_interval_s=frame_interval_s)
         return io.read_stack(path)[1]
 
 

@@ -234,6 +234,21 @@ def test_csv_text_equals_pandas_to_csv():
             assert io.csv_text(table, header=header) == expected, table
 
 
+def test_csv_round_trip_of_text_columns_equals_writing_and_reading(tmp_path):
+    """Text that stays text, text read back as numbers, booleans or missing values, empty columns."""
+    rng = np.random.default_rng(5)
+    pool = ["f00008", "well A1", "", None, np.nan, "no ring", "001", "1e5", "inf", "NA", "null", "True", "false",
+            " padded", "a,b", 'say "x"', "x\ny", "1_000", "-", "e", "nan", "None", "1.5.2"]
+    for _ in range(300):
+        rows = int(rng.integers(1, 6))
+        table = pd.DataFrame({"n": np.arange(rows), "x": rng.normal(size=rows)})
+        for j in range(int(rng.integers(1, 4))):
+            picks = rng.integers(0, len(pool) if rng.random() < 0.5 else 6, size=rows)
+            table[f"t{j}"] = pd.Series([pool[i] for i in picks], dtype=object)
+        io.write_table(table, tmp_path / "t.csv")
+        pd.testing.assert_frame_equal(io.csv_round_trip(table), io.read_table(tmp_path / "t.csv"), check_exact=True)
+
+
 @pytest.mark.parametrize("kind", ["imagej", "grid", "plain"])
 def test_read_image_frames_gives_the_frames_of_the_whole(tmp_path, kind):
     rng = np.random.default_rng(0)
