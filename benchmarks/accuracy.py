@@ -5,7 +5,7 @@ config/examples/<set>.yaml``, the real rules, in a work folder), its validation 
 are scored, and a naive pipeline computed here from library functions is scored by
 the same code beside it:
 
-* CTC sets (GOWT1, SIM+): TRA, DET, BC(0) from py-ctcmetrics on the CTC export
+* CTC sets (GOWT1, SIM+): TRA, DET, BC(0), BC(2) from py-ctcmetrics on the CTC export
   (``snakescope.track.tracking_metrics``), SEG on the sparse annotations
   (``snakescope.ctc.seg_score``), as ``results/<ds>/validation/ctc.csv`` reports them.
 * Still/rod sets (DSB2018, E. coli): F1 at IoU 0.5 and AP averaged over IoU
@@ -67,7 +67,7 @@ RESULTS_CSV = ROOT / "benchmarks" / "results" / "accuracy.csv"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 COLUMNS = ["dataset", "metric", "snakescope", "baseline"]
 #: Scores gated by --check (higher is better). Counts, C/N and times are reported only.
-SCORES = ("TRA", "DET", "SEG", "BC(0)", "F1@0.5", "AP@0.5:0.9")
+SCORES = ("TRA", "DET", "SEG", "BC(0)", "BC(2)", "F1@0.5", "AP@0.5:0.9")
 TOLERANCE = 0.01
 #: --diameter auto: a score may be this much below the committed (numeric-diameter) one.
 AUTO_TOLERANCE = 0.05
@@ -261,13 +261,14 @@ def seg_summary(table: pd.DataFrame) -> dict[str, float]:
 
 
 def ctc_summary(table: pd.DataFrame) -> dict[str, float]:
-    """TRA, DET, SEG, BC(0) of the pooled row (``image == ALL``) of a ctc.csv table."""
+    """TRA, DET, SEG, BC(0) and BC(2) (divisions found within 2 frames) of the
+    pooled row (``image == ALL``) of a ctc.csv table."""
     if "image" in table.columns:
         table = table[table["image"].astype(str) == POOLED]
     if table.empty:
         raise ValueError("no pooled row (image == ALL) in the CTC table")
     row = table.iloc[0]
-    return {m: float(row[m]) if m in row.index else math.nan for m in ("TRA", "DET", "SEG", "BC(0)")}
+    return {m: float(row[m]) if m in row.index else math.nan for m in ("TRA", "DET", "SEG", "BC(0)", "BC(2)")}
 
 
 def cn_response(per_frame: pd.Series, before: tuple[int, int], after: tuple[int, int]) -> tuple[float, float, float]:
@@ -400,7 +401,8 @@ def score_ctc(labels: np.ndarray, gt_dir: Path, *, track_kwargs: Mapping[str, An
         track.write_ctc(tmp, relabelled, tracks)
         metrics = track.tracking_metrics(gt_dir, tmp)
     seg = ctc.seg_score({t: io.read_stack(p)[0][0] for t, p in ctc.seg_frames(gt_dir).items()}, labels)
-    return {"TRA": metrics["TRA"], "DET": metrics["DET"], "SEG": seg["SEG"], "BC(0)": metrics.get("BC(0)", math.nan)}
+    return {"TRA": metrics["TRA"], "DET": metrics["DET"], "SEG": seg["SEG"], "BC(0)": metrics.get("BC(0)", math.nan),
+            "BC(2)": metrics.get("BC(2)", math.nan)}
 
 
 def _frames(source, ds: Mapping[str, Any], channel: str | None) -> tuple[np.ndarray, Any]:
