@@ -1497,10 +1497,7 @@ def csv_text(table: pd.DataFrame, *, header: bool = True) -> str:
 
 
 def _csv_round_trip_slow(table: pd.DataFrame) -> pd.DataFrame:
-    buffer = StringIO()
-    table.to_csv(buffer, **_CSV)
-    buffer.seek(0)
-    return read_table(buffer)
+    return read_table(StringIO(csv_text(table)))
 
 
 def round_sig6(values: np.ndarray) -> np.ndarray:

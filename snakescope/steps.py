@@ -398,7 +398,7 @@ def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
             yield tables_lib.add_metadata(part, metadata)
 
     kinds: dict[str, set[str]] = {}
-    backs = []  # one shard: kept, not read again
+    kept = []  # the read-back of a single shard, not read again for the Parquet file
     with io.atomic_path(csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         for i, part in enumerate(parts()):
             fh.write(io.csv_text(part, header=i == 0))
@@ -406,9 +406,10 @@ def _stream_shards(shards: Sequence[str], csv: str, parquet: str | None,
                 back = io.csv_round_trip(part)
                 for name, kind in _read_back_kinds(back).items():
                     kinds.setdefault(name, set()).add(kind)
-                backs = [back] if len(shards) == 1 else []
+                if len(shards) == 1:
+                    kept.append(back)
     if parquet:
-        _parquet_of_csv(backs or map(io.csv_round_trip, parts()), kinds, csv, parquet)
+        _parquet_of_csv(kept or map(io.csv_round_trip, parts()), kinds, csv, parquet)
 
 
 def _read_back_kinds(table: pd.DataFrame) -> dict[str, str]:
