@@ -258,3 +258,52 @@ def test_allowed_rules_from_the_command_line_of_a_cluster_job():
     assert allowed_rules(job) == {"batch_d_0a"}
     assert allowed_rules(["--allowed-rules", "smooth", "label", "--jobs", "1"]) == {"smooth", "label"}
     assert allowed_rules(["--allowed-rules=smooth label"]) == {"smooth", "label"}
+
+
+def test_slurm_polling_interval_is_capped_at_the_snakemake_flag():
+    import asyncio
+    import types
+
+    from snakescope.runner import cap_slurm_polling
+
+    class Executor:  # the plugin's back-off: +10 s after a check that finds no finished job
+        async def check_active_jobs(self, active_jobs):
+            for job in active_jobs:
+                if job != "done":
+                    yield job
+            self._next_seconds_between_status_checks = 10 + (self._next_seconds_between_status_checks or 0)
+
+        @property
+        def next_seconds_between_status_checks(self):
+            return self._next_seconds_between_status_checks
+
+        @next_seconds_between_status_checks.setter
+        def next_seconds_between_status_checks(self, value):
+            self._next_seconds_between_status_checks = value
+
+    def polls(flag):
+        executor = Executor()
+        executor._next_seconds_between_status_checks = None
+        executor.workflow = types.SimpleNamespace(
+            remote_execution_settings=types.SimpleNamespace(seconds_between_status_checks=flag))
+
+        async def one_check():
+            return [job async for job in executor.check_active_jobs(["a", "done", "b"])]
+
+        still = [asyncio.run(one_check()) for _ in range(3)]
+        assert still == [["a", "b"]] * 3  # the jobs still running are passed on unchanged
+        return executor.next_seconds_between_status_checks
+
+    assert polls(4) == 30  # the plugin as it is: 10, 20, 30 s
+    plugin = types.SimpleNamespace(Executor=Executor)
+    assert cap_slurm_polling({"snakemake_executor_plugin_slurm": plugin})
+    assert cap_slurm_polling({"snakemake_executor_plugin_slurm": plugin})  # once, not wrapped twice
+    assert polls(4) == 4
+    assert polls(60) == 30  # a back-off below the flag is kept
+    assert not cap_slurm_polling({})  # plugin not loaded: nothing to do
+
+    class Other:
+        def check_active_jobs(self, active_jobs):  # not the async generator it was written for
+            return active_jobs
+
+    assert not cap_slurm_polling({"snakemake_executor_plugin_slurm": types.SimpleNamespace(Executor=Other)})

@@ -30,6 +30,9 @@ from snakescope import runner
 if runner.runs_steps_here(sys.argv[1:]):
     runner.warm_up()  # the pool's imports overlap with this process's imports, parsing and the DAG
     runner.exit_without_finalization()  # ~0.4 s of module teardown at the end of every run
+# The SLURM plugin backs off to polling every 180 s; poll at least every
+# --seconds-between-status-checks (default 10 s) so finished jobs are noticed
+runner.cap_slurm_polling()
 
 from snakescope import params as sparams
 from snakescope import provenance, steps
