@@ -25,6 +25,8 @@ MAX_DIAMETER_PER_DIAMETER = 3.0
 PEAK_SPACING_PER_DIAMETER = 0.25
 #: Gaussian smoothing of the distance transform before seeds are found (split.sigma).
 SPLIT_SIGMA_PER_DIAMETER = 0.05
+#: Touching pieces whose union is at most this many diameters across are merged (split.merge).
+MERGE_DIAMETER_PER_DIAMETER = 0.95
 LOCAL_BLOCK_PER_DIAMETER = 3.0
 #: Smallest object diameter accepted (px): below it every size parameter degenerates.
 MIN_DIAMETER_PX = 2.0
@@ -175,6 +177,7 @@ def split_params(split: Mapping[str, Any], refine: Mapping[str, Any], *, diamete
         "min_diameter_px": min_d,
         "max_diameter_px": max_d,
         "clear_border": bool(refine["clear_border"]),
+        "merge_max_diameter_px": d * MERGE_DIAMETER_PER_DIAMETER if split["merge"] else 0.0,
     }
 
 

@@ -357,3 +357,50 @@ def test_smoothed_distance_transform_removes_spurious_seeds():
     _, truth = disks()
     labels = segment.label_frame(truth > 0, method="distance", min_distance_px=5, sigma_px=1)
     assert labels.max() == 3  # touching disks are still split
+
+
+def _disk_mask(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2
+
+
+def test_merge_fragments_joins_the_pieces_of_one_object_only():
+    # one disk of diameter 21 cut in three pieces; a separate disk cut in two; two small disks touching at a neck
+    labels = np.zeros((60, 90), np.int32)
+    big = _disk_mask(labels.shape, (15, 15), 10.5)
+    labels[big & (np.arange(90)[None, :] < 12)] = 1
+    labels[big & (np.arange(90)[None, :] >= 12) & (np.arange(60)[:, None] < 15)] = 2
+    labels[big & (np.arange(90)[None, :] >= 12) & (np.arange(60)[:, None] >= 15)] = 3
+    other = _disk_mask(labels.shape, (15, 60), 8)
+    labels[other & (np.arange(90)[None, :] < 60)] = 4
+    labels[other & (np.arange(90)[None, :] >= 60)] = 5
+    left, right = _disk_mask(labels.shape, (45, 20), 6), _disk_mask(labels.shape, (45, 32), 6)
+    labels[left] = 6
+    labels[right & ~left] = 7
+    out = segment.merge_fragments(labels, max_diameter_px=22.0)
+    assert out.dtype == np.int32
+    assert set(np.unique(out[big])) == {1}  # three pieces, one object, the first piece's place
+    assert set(np.unique(out[other])) == {2}
+    assert out[45, 20] == 3 and out[45, 32] == 4  # touching at a narrow neck: two objects
+    np.testing.assert_array_equal(out > 0, labels > 0)
+    # two neighbours that together are larger than one object stay apart
+    small = segment.merge_fragments(labels, max_diameter_px=17.0)
+    assert len(np.unique(small[big])) == 2  # two of the pieces fit in 17 px, the whole disk (21 px) does not
+    assert np.bincount(small.ravel())[1:].max() <= np.pi / 4 * 17 ** 2
+    assert len(np.unique(small[other])) == 1  # the 16 px disk fits
+    # a broad contact is required: with min_contact above 1 nothing merges
+    np.testing.assert_array_equal(segment.merge_fragments(labels, max_diameter_px=22.0, min_contact=2.0), labels)
+    np.testing.assert_array_equal(segment.merge_fragments(labels, max_diameter_px=0.0), labels)
+    with pytest.raises(InputError, match="max_diameter_px"):
+        segment.merge_fragments(labels, max_diameter_px=-1.0)
+
+
+def test_label_frame_merges_a_watershed_cut_only_when_the_union_fits_one_object():
+    yy, xx = np.mgrid[:80, :120]
+    ellipse = ((yy - 40) / 12.0) ** 2 + ((xx - 60) / 30.0) ** 2 <= 1  # 60 x 24 px: two distance maxima
+    kwargs = dict(method="distance", min_distance_px=5.0)
+    assert segment.label_frame(ellipse, **kwargs).max() >= 2
+    eqd = np.sqrt(4 * ellipse.sum() / np.pi)  # ~38 px
+    assert segment.label_frame(ellipse, merge_max_diameter_px=eqd + 1, **kwargs).max() == 1
+    assert segment.label_frame(ellipse, merge_max_diameter_px=eqd - 1, **kwargs).max() >= 2
+    assert segment.label_frame(ellipse, merge_max_diameter_px=eqd + 1, method="none").max() == 1
