@@ -28,6 +28,14 @@ def test_override_diameter_changes_only_the_copy():
     assert acc.override_diameter(config, "a", None) == config
 
 
+def test_diameter_factor_scales_the_configured_number():
+    assert acc.diameter_for("x1.2", 50) == pytest.approx(60.0)
+    assert acc.diameter_for("x0.8", 11.7) == pytest.approx(9.36)
+    assert acc.diameter_for("auto", 50) == "auto"
+    assert acc.diameter_for(30.0, 50) == 30.0
+    assert acc.diameter_for(None, 50) is None
+
+
 def test_estimated_diameter_is_the_median_over_images(tmp_path):
     assert math.isnan(acc.estimated_diameter(tmp_path))
     (tmp_path / "diameter").mkdir()
@@ -42,4 +50,8 @@ def test_diameter_option_refuses_write_and_garbage(capsys):
     assert "--write" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         acc.main(["--diameter", "big", "--sets", "dsb2018"])
-    assert "auto or a number" in capsys.readouterr().err
+    assert "auto, a number" in capsys.readouterr().err
+    for bad in ("x", "x0", "x-1", "xbig"):
+        with pytest.raises(SystemExit):
+            acc.main(["--diameter", bad, "--sets", "dsb2018"])
+        assert "factor such as x1.2" in capsys.readouterr().err
