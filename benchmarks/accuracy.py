@@ -11,7 +11,8 @@ the same code beside it:
 * Still/rod sets (DSB2018, E. coli): F1 at IoU 0.5 and AP averaged over IoU
   0.5, 0.55, ..., 0.9 (AP = TP / (TP + FP + FN) at each threshold, as StarDist), from
   the pooled counts of ``results/<ds>/validation/segmentation.csv``; object counts.
-* KTR movie (no truth): nuclei per frame (the authors count ~740) and the ERK C/N
+* KTR movie (no truth): nuclei per frame (the authors count ~740 with their pipeline's
+  size filter, 8-20 px; ``nuclei_8-20px`` counts our objects in that range) and the ERK C/N
   response (median of the per-frame median C/N of frames 0-6 vs 8-10), from
   ``results/<ds>/tables/images.csv``.
 
@@ -90,6 +91,7 @@ class Benchmark:
     before: tuple[int, int] = (0, 6)  # ktr: frames (inclusive) before the stimulus
     after: tuple[int, int] = (8, 10)  # ktr: frames (inclusive) after it
     expected_count: int = 740  # ktr: nuclei per frame counted by the authors
+    authors_range_px: tuple[float, float] = (8.0, 20.0)  # ktr: their pipeline's object diameter range
 
 
 BENCHMARKS = {
@@ -284,13 +286,27 @@ def cn_response(per_frame: pd.Series, before: tuple[int, int], after: tuple[int,
     return lo, hi, hi / lo if lo else math.nan
 
 
-def ktr_summary(counts: pd.Series, median_cn: pd.Series, bench: Benchmark) -> dict[str, float]:
-    """Nuclei per frame (median, min, max) and the C/N response; both series are indexed by frame."""
+def ktr_summary(counts: pd.Series, median_cn: pd.Series, bench: Benchmark,
+                in_range: pd.Series | None = None) -> dict[str, float]:
+    """Nuclei per frame (median, min, max) and the C/N response; the series are indexed by frame.
+    ``in_range``: objects per frame whose equivalent diameter is within the authors' size range
+    (their CellProfiler pipeline discards the others; their ~740 per frame counts these)."""
     lo, hi, ratio = cn_response(median_cn, bench.before, bench.after)
     r, (a, b), (c, d) = bench.reporter, bench.before, bench.after
-    return {"nuclei_median": float(counts.median()), "nuclei_min": float(counts.min()),
-            "nuclei_max": float(counts.max()),
-            f"{r}_cn_{a}-{b}": lo, f"{r}_cn_{c}-{d}": hi, f"{r}_cn_ratio": ratio}
+    out = {"nuclei_median": float(counts.median()), "nuclei_min": float(counts.min()),
+           "nuclei_max": float(counts.max())}
+    if in_range is not None:
+        lo_px, hi_px = bench.authors_range_px
+        out[f"nuclei_{lo_px:g}-{hi_px:g}px"] = float(in_range.median())
+    out.update({f"{r}_cn_{a}-{b}": lo, f"{r}_cn_{c}-{d}": hi, f"{r}_cn_ratio": ratio})
+    return out
+
+
+def in_size_range(diameters: pd.Series, frames: pd.Series, bench: Benchmark) -> pd.Series:
+    """Objects per frame whose equivalent diameter (px) is within ``bench.authors_range_px``."""
+    lo_px, hi_px = bench.authors_range_px
+    keep = (diameters >= lo_px) & (diameters <= hi_px)
+    return keep.groupby(frames).sum()
 
 
 def workflow_scores(bench: Benchmark, results: Path) -> dict[str, float]:
@@ -304,7 +320,9 @@ def workflow_scores(bench: Benchmark, results: Path) -> dict[str, float]:
         return seg_summary(pd.read_csv(results / "validation" / "segmentation.csv"))
     images = pd.read_csv(results / "tables" / "images.csv")
     images = images.groupby("frame").agg(n=("n_objects", "sum"), cn=(f"median_cn_{bench.reporter}", "median"))
-    return ktr_summary(images["n"], images["cn"], bench)
+    objects = pd.read_csv(results / "tables" / "objects.csv", usecols=["frame", "equivalent_diameter_px"])
+    in_range = in_size_range(objects["equivalent_diameter_px"], objects["frame"], bench)
+    return ktr_summary(images["n"], images["cn"], bench, in_range.reindex(images.index, fill_value=0))
 
 
 def truth_per_frame(gt_dir: Path) -> float:
@@ -460,7 +478,7 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
     # ktr: naive nuclei, C/N with the schema's default rings
     from snakescope import rings
 
-    counts, cns = [], []
+    counts, cns, in_range = [], [], []
     for name, src in sources.items():
         frames, img = _frames(src, ds, channel)
         d = _diameter_px(full, src.files[0])
@@ -471,10 +489,14 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
                                      pixel_size_um=img.pixel_size_um, channels=img.channels)
         _, table = rings.measure_rings(img.data, labels, img.channels, reporters=reporters, **kwargs)
         counts.append(pd.Series([len(np.unique(p)) - 1 for p in labels]))
+        areas = [np.bincount(p.ravel())[1:] for p in labels]
+        diameters = pd.Series(np.concatenate([np.sqrt(4 * a[a > 0] / np.pi) for a in areas]))
+        frame_of = pd.Series(np.concatenate([np.full(int((a > 0).sum()), t) for t, a in enumerate(areas)]))
+        in_range.append(in_size_range(diameters, frame_of, bench).reindex(range(len(labels)), fill_value=0))
         cns.append(table.groupby("frame")[f"cn_{bench.reporter}"].median())
     frame_counts = pd.concat(counts, axis=1).sum(axis=1)
     frame_cn = pd.concat(cns, axis=1).median(axis=1)
-    return ktr_summary(frame_counts, frame_cn, bench)
+    return ktr_summary(frame_counts, frame_cn, bench, pd.concat(in_range, axis=1).sum(axis=1))
 
 
 # --------------------------------------------------------------------------
@@ -484,7 +506,7 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
 
 #: Row order of the table: scores first, then counts, C/N, time.
 METRIC_ORDER = (*SCORES, "objects_per_frame", "truth_objects_per_frame", "objects", "truth_objects",
-                "nuclei_median", "nuclei_min", "nuclei_max")
+                "nuclei_median", "nuclei_min", "nuclei_max", "nuclei_8-20px")
 
 
 def _metric_order(metric: str) -> tuple[int, str]:

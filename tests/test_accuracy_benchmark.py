@@ -75,7 +75,14 @@ def test_cn_response_and_ktr_summary():
     assert (lo, hi, ratio) == (1.0, 3.0, 3.0)
     s = acc.ktr_summary(pd.Series([700, 740, 760] + [740] * 8), cn, acc.BENCHMARKS["ktr_goedhart"])
     assert s["nuclei_median"] == 740 and s["nuclei_min"] == 700 and s["nuclei_max"] == 760
-    assert s["erk_cn_ratio"] == 3.0
+    assert s["erk_cn_ratio"] == 3.0 and "nuclei_8-20px" not in s
+    bench = acc.BENCHMARKS["ktr_goedhart"]
+    diameters = pd.Series([7.9, 8.0, 15.0, 20.0, 20.1, 12.0, 30.0])
+    frames = pd.Series([0, 0, 0, 0, 0, 1, 1])
+    in_range = acc.in_size_range(diameters, frames, bench)  # the authors' 8-20 px, ends included
+    assert in_range.to_dict() == {0: 3, 1: 1}
+    s = acc.ktr_summary(pd.Series([5, 2]), cn, bench, in_range)
+    assert s["nuclei_8-20px"] == 2.0
 
 
 def disks(shape=(80, 80), centres=((20, 20), (20, 60), (60, 30), (60, 48)), r=9) -> np.ndarray:
