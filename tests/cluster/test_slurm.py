@@ -36,9 +36,12 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PROFILES = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-test")]
 #: Batched mode: profiles/slurm-batched between the user and the test profile; the
 #: test node has 2 CPUs, so batch jobs get 2 workers (--config replaces the profile's).
+#: local_batch_mb 0: every batch a SLURM job (the example's are small enough to run on
+#: the submit host by default: SMALL_BATCHES).
 BATCHED = ["--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(ROOT / "profiles" / "slurm-batched"),
            "--profile", str(ROOT / "profiles" / "slurm-test"),
-           "--config", "execution={mode: batched, threads: 2, mem_mb_per_worker: 1000}"]
+           "--config", "execution={mode: batched, threads: 2, mem_mb_per_worker: 1000, local_batch_mb: 0}"]
+SMALL_BATCHES = BATCHED[:-1] + ["execution={mode: batched, threads: 2, mem_mb_per_worker: 1000}"]
 STATE_DIR = Path(os.environ.get("SNAKESCOPE_SLURM_DIR", "/tmp/snakescope-slurm"))
 REQUIRE = os.environ.get("SNAKESCOPE_REQUIRE_SLURM") == "1"
 #: Bounds on one snakemake run through the test cluster: a hang fails the test, not CI's clock.
@@ -249,12 +252,14 @@ def runs(cluster, tmp_path_factory):
     slurm = example_workdir(tmp_path_factory.mktemp("slurm"))
     corrupt = corrupt_workdir(tmp_path_factory.mktemp("corrupt"))
     batched = example_workdir(tmp_path_factory.mktemp("batched"))
-    with ThreadPoolExecutor(4) as pool:
+    small = example_workdir(tmp_path_factory.mktemp("small"))
+    with ThreadPoolExecutor(5) as pool:
         yield {
             "slurm": (slurm, pool.submit(snakemake, slurm, *PROFILES, env=cluster)),
             "batched": (batched, pool.submit(snakemake, batched, *BATCHED, env=cluster)),
             "corrupt": (corrupt, pool.submit(snakemake, corrupt, *PROFILES, env=cluster, timeout=FAIL_TIMEOUT)),
             "local": (local, pool.submit(snakemake, local, "--cores", "2")),
+            "small": (small, pool.submit(snakemake, small, *SMALL_BATCHES, env=cluster)),
         }
 
 
@@ -301,6 +306,19 @@ def test_batched_mode_through_slurm_is_byte_identical_to_local(local_run, runs):
     assert any("batch_" in str(p) for p in logs)
     print(f"\nexample batched: local per-step run {local_run[1].seconds:.1f} s, SLURM batched run "
           f"{res.seconds:.1f} s ({len(submissions(res))} SLURM jobs)")
+
+
+def test_small_batches_run_on_the_submit_host(local_run, runs):
+    """execution.local_batch_mb (default 16): the example's batches (0.5-4 MB of images) are
+    local rules of the Snakemake that was started, not SLURM jobs; same files."""
+    work, future = runs["small"]
+    res = future.result()
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert_same_outputs(local_run[0], work, skip={"batches"}, batched=True)
+    log = res.stdout + res.stderr
+    assert len(set(re.findall(r"localrule (batch_\w+):", log))) == 3, log[-3000:]
+    assert submissions(res) == []  # nothing else of the example goes to SLURM either
+    print(f"\nexample batched, small batches on the submit host: {res.seconds:.1f} s")
 
 
 def test_grouping_batches_the_per_image_steps(slurm_run, cluster, tmp_path):

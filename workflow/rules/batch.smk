@@ -33,6 +33,7 @@ if BATCHED:
                 log:
                     step=f"results/{_dataset}/logs/batch/{_batch.id}.log",
                 priority: len(_batch.images)  # the largest batches first: a short tail
+                localrule: batch_is_small(_plan)  # execution.local_batch_mb
                 threads: batch_threads()
                 resources:
                     **batch_resources(_batch),
