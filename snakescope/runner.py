@@ -33,8 +33,8 @@ _pool_size = 0
 #: Modules imported once by the fork server, inherited by every worker
 #: (``snakescope.plots``: matplotlib, which the workflow's own process does not
 #: import). ``snakescope.runner`` first: see :func:`_adopt_main_path`.
-PRELOAD = ["snakescope.runner", "snakescope.steps", "snakescope.plots", "scipy.ndimage", "skimage.segmentation",
-           "skimage.filters", "skimage.feature", "skimage.measure", "pandas", "tifffile"]
+PRELOAD = ["snakescope.runner", "snakescope.steps", "snakescope.plots", "scipy.ndimage", "scipy.optimize",
+           "skimage.segmentation", "skimage.filters", "skimage.feature", "skimage.measure", "pandas", "tifffile"]
 
 
 def _adopt_main_path() -> None:
