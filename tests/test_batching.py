@@ -307,3 +307,45 @@ def test_slurm_polling_interval_is_capped_at_the_snakemake_flag():
             return active_jobs
 
     assert not cap_slurm_polling({"snakemake_executor_plugin_slurm": types.SimpleNamespace(Executor=Other)})
+
+
+def test_input_checksums_are_computed_once_per_finished_job():
+    import asyncio
+    import types
+
+    from snakescope.runner import memoize_input_checksums
+
+    calls = []
+
+    class IOFile(str):
+        async def checksum(self, threshold=None, force=False, algorithm=None):
+            calls.append((str(self), threshold, force))
+            await asyncio.sleep(0)  # a real await point: finished() calls may interleave
+            return f"sha256:{self}:{threshold}"
+
+    class PersistenceBase:  # Snakemake's loop: every input asked again for every output
+        async def finished(self, job):
+            return [{str(f): await f.checksum(1000) for f in job.input} for _ in job.output]
+
+    job = types.SimpleNamespace(input=[IOFile(f"in{i}") for i in range(5)], output=[f"out{i}" for i in range(7)])
+    before = asyncio.run(PersistenceBase().finished(job))
+    assert len(calls) == 35
+    modules = {"snakemake.persistence": types.SimpleNamespace(PersistenceBase=PersistenceBase),
+               "snakemake.io": types.SimpleNamespace(_IOFile=IOFile)}
+    assert memoize_input_checksums(modules)
+    assert memoize_input_checksums(modules)  # once, not wrapped twice
+    calls.clear()
+    assert asyncio.run(PersistenceBase().finished(job)) == before  # the same records
+    assert len(calls) == 5  # once per input
+
+    async def two_jobs():
+        return await asyncio.gather(PersistenceBase().finished(job), PersistenceBase().finished(job))
+
+    calls.clear()
+    assert asyncio.run(two_jobs()) == [before, before]
+    assert len(calls) <= 10
+    calls.clear()  # outside finished() nothing is cached, and force/algorithm always compute
+    asyncio.run(job.input[0].checksum(1000))
+    asyncio.run(job.input[0].checksum(1000))
+    assert len(calls) == 2
+    assert not memoize_input_checksums({})  # Snakemake's modules not loaded: nothing to do

@@ -33,6 +33,8 @@ if runner.runs_steps_here(sys.argv[1:]):
 # The SLURM plugin backs off to polling every 180 s; poll at least every
 # --seconds-between-status-checks (default 10 s) so finished jobs are noticed
 runner.cap_slurm_polling()
+# Snakemake re-checks every input once per output when a job ends: quadratic for batches
+runner.memoize_input_checksums()
 
 from snakescope import params as sparams
 from snakescope import provenance, steps
