@@ -77,6 +77,9 @@ TOLERANCE = 0.01
 #: --diameter auto: a score may be this much below the committed (numeric-diameter) one.
 AUTO_TOLERANCE = 0.05
 POOLED = "ALL"  # the pooled row of the workflow's summary tables
+#: KTR: the object diameter range (px) of the authors' CellProfiler pipeline, and its metric.
+AUTHORS_RANGE_PX = (8.0, 20.0)
+IN_RANGE_METRIC = f"nuclei_{AUTHORS_RANGE_PX[0]:g}-{AUTHORS_RANGE_PX[1]:g}px"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,6 @@ class Benchmark:
     before: tuple[int, int] = (0, 6)  # ktr: frames (inclusive) before the stimulus
     after: tuple[int, int] = (8, 10)  # ktr: frames (inclusive) after it
     expected_count: int = 740  # ktr: nuclei per frame counted by the authors
-    authors_range_px: tuple[float, float] = (8.0, 20.0)  # ktr: their pipeline's object diameter range
 
 
 BENCHMARKS = {
@@ -296,15 +298,14 @@ def ktr_summary(counts: pd.Series, median_cn: pd.Series, bench: Benchmark,
     out = {"nuclei_median": float(counts.median()), "nuclei_min": float(counts.min()),
            "nuclei_max": float(counts.max())}
     if in_range is not None:
-        lo_px, hi_px = bench.authors_range_px
-        out[f"nuclei_{lo_px:g}-{hi_px:g}px"] = float(in_range.median())
+        out[IN_RANGE_METRIC] = float(in_range.median())
     out.update({f"{r}_cn_{a}-{b}": lo, f"{r}_cn_{c}-{d}": hi, f"{r}_cn_ratio": ratio})
     return out
 
 
-def in_size_range(diameters: pd.Series, frames: pd.Series, bench: Benchmark) -> pd.Series:
-    """Objects per frame whose equivalent diameter (px) is within ``bench.authors_range_px``."""
-    lo_px, hi_px = bench.authors_range_px
+def in_size_range(diameters: pd.Series, frames: pd.Series) -> pd.Series:
+    """Objects per frame whose equivalent diameter (px) is within ``AUTHORS_RANGE_PX``."""
+    lo_px, hi_px = AUTHORS_RANGE_PX
     keep = (diameters >= lo_px) & (diameters <= hi_px)
     return keep.groupby(frames).sum()
 
@@ -321,7 +322,7 @@ def workflow_scores(bench: Benchmark, results: Path) -> dict[str, float]:
     images = pd.read_csv(results / "tables" / "images.csv")
     images = images.groupby("frame").agg(n=("n_objects", "sum"), cn=(f"median_cn_{bench.reporter}", "median"))
     objects = pd.read_csv(results / "tables" / "objects.csv", usecols=["frame", "equivalent_diameter_px"])
-    in_range = in_size_range(objects["equivalent_diameter_px"], objects["frame"], bench)
+    in_range = in_size_range(objects["equivalent_diameter_px"], objects["frame"])
     return ktr_summary(images["n"], images["cn"], bench, in_range.reindex(images.index, fill_value=0))
 
 
@@ -492,7 +493,7 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
         areas = [np.bincount(p.ravel())[1:] for p in labels]
         diameters = pd.Series(np.concatenate([np.sqrt(4 * a[a > 0] / np.pi) for a in areas]))
         frame_of = pd.Series(np.concatenate([np.full(int((a > 0).sum()), t) for t, a in enumerate(areas)]))
-        in_range.append(in_size_range(diameters, frame_of, bench).reindex(range(len(labels)), fill_value=0))
+        in_range.append(in_size_range(diameters, frame_of).reindex(range(len(labels)), fill_value=0))
         cns.append(table.groupby("frame")[f"cn_{bench.reporter}"].median())
     frame_counts = pd.concat(counts, axis=1).sum(axis=1)
     frame_cn = pd.concat(cns, axis=1).median(axis=1)
@@ -506,7 +507,7 @@ def baseline_scores(bench: Benchmark, ds: Mapping[str, Any]) -> dict[str, float]
 
 #: Row order of the table: scores first, then counts, C/N, time.
 METRIC_ORDER = (*SCORES, "objects_per_frame", "truth_objects_per_frame", "objects", "truth_objects",
-                "nuclei_median", "nuclei_min", "nuclei_max", "nuclei_8-20px")
+                "nuclei_median", "nuclei_min", "nuclei_max", IN_RANGE_METRIC)
 
 
 def _metric_order(metric: str) -> tuple[int, str]:

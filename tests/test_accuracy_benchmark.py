@@ -79,7 +79,7 @@ def test_cn_response_and_ktr_summary():
     bench = acc.BENCHMARKS["ktr_goedhart"]
     diameters = pd.Series([7.9, 8.0, 15.0, 20.0, 20.1, 12.0, 30.0])
     frames = pd.Series([0, 0, 0, 0, 0, 1, 1])
-    in_range = acc.in_size_range(diameters, frames, bench)  # the authors' 8-20 px, ends included
+    in_range = acc.in_size_range(diameters, frames)  # the authors' 8-20 px, ends included
     assert in_range.to_dict() == {0: 3, 1: 1}
     s = acc.ktr_summary(pd.Series([5, 2]), cn, bench, in_range)
     assert s["nuclei_8-20px"] == 2.0
