@@ -12,6 +12,12 @@ Runs the workflow in batched mode through ``profiles/slurm`` +
 * overhead = (capacity - compute) / compute: every second a CPU was not running a
   step (queue waits, Snakemake start-up in each job, status polling, planning).
   Issue target: <= 10 % for 2,000 stills;
+* where the rest goes, from the time stamps of Snakemake's logs (1 s
+  resolution): start-up and planning until the first submission, per SLURM
+  job the start of its two Snakemake processes until the batch starts and the
+  delay until the submitting Snakemake notices its end, the tail (dataset
+  tables, exit), and the CPU-s the batches had while they ran (at most the
+  machine's CPUs) against the CPU-s their steps used;
 * the example: SLURM batched wall / local wall (target <= 1.5), with the default
   ``execution.local_batch_mb`` (the example's small batches run on the submit host)
   and with every batch a SLURM job (``local_batch_mb: 0``).
@@ -77,6 +83,71 @@ def compute_seconds(workdir: Path, column: str = "s") -> float:
     return total
 
 
+def _stamp(line: str) -> float | None:
+    """Epoch seconds of a Snakemake log time stamp: ``[Tue Dec  1 04:42:44 2026]`` or ``  Date: 2026-12-01 04:42:45``."""
+    line = line.strip()
+    try:
+        if line.startswith("[") and line.endswith("]"):
+            return time.mktime(time.strptime(" ".join(line[1:-1].split()), "%a %b %d %H:%M:%S %Y"))
+        if line.startswith("Date: "):
+            return time.mktime(time.strptime(line[6:25], "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return None
+    return None
+
+
+def _events(path: Path) -> list[tuple[float, str]]:
+    """(time, line) for the header dates and for every line after a ``[...]`` time stamp."""
+    out, now = [], None
+    for line in path.read_text(errors="replace").splitlines():
+        t = _stamp(line)
+        if t is not None:
+            now = t
+            if line.strip().startswith("Date: "):
+                out.append((t, "Date"))
+        elif now is not None and line.strip():
+            out.append((now, line.strip()))
+    return out
+
+
+def timeline(workdir: Path, *, started: float, ended: float, cpus: int, threads: int) -> dict[str, float]:
+    """Where a batched SLURM run's wall time went, from the logs of its Snakemake processes.
+
+    Returns the seconds from the start to the first submission, the medians
+    over SLURM jobs of (batch start - job start) and (noticed by the
+    submitting Snakemake - batch end), the tail after the last batch was
+    noticed, and the CPU-s available to the batches while they ran.
+    """
+    main_log = max((workdir / ".snakemake" / "log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    main = _events(main_log)
+    submitted = [t for t, line in main if line.startswith("rule batch_")]
+    noticed = {line.split("Rule: ")[1].rstrip(")"): t for t, line in main
+               if line.startswith("Finished jobid") and "Rule: batch_" in line}
+    spans, starts, delays = [], [], []
+    for log in (workdir / ".snakemake" / "slurm_logs").glob("rule_batch_*/*.log"):
+        rule = log.parent.name[len("rule_"):]
+        events = _events(log)
+        dates = [t for t, line in events if line == "Date"]
+        begin = [t for t, line in events if line.startswith(f"localrule {rule}")]
+        end = [t for t, line in events if line.startswith("Finished jobid: 0")]
+        if not (dates and begin and end):
+            continue
+        spans.append((begin[0], end[0]))
+        starts.append(begin[0] - dates[0])
+        if rule in noticed:
+            delays.append(noticed[rule] - end[0])
+    grid = np.arange(int(started), int(ended) + 1)
+    running = sum(((grid >= a) & (grid < b)).astype(int) for a, b in spans) if spans else np.zeros(grid.size)
+    return {
+        "jobs": len(spans),
+        "to_first_submission": (min(submitted) - started) if submitted else float("nan"),
+        "job_start_to_batch": float(np.median(starts)) if starts else float("nan"),
+        "batch_end_to_noticed": float(np.median(delays)) if delays else float("nan"),
+        "tail": ended - max(noticed.values()) if noticed else float("nan"),
+        "batch_cpu_s": float(np.minimum(running * threads, cpus).sum()),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=2000)
@@ -103,6 +174,7 @@ def main() -> int:
         execution = (f"execution={{mode: batched, batch_size: {args.batch_size}, threads: {args.threads}, "
                      f"mem_mb_per_worker: 800}}")
         target = "results/screen/tables/objects.csv"
+        started = time.time()
         wall, res = run(screen, target, *PROFILES, "--configfile", str(screen / "config.yaml"),
                         "--config", execution, env=env)
         if res.returncode != 0:
@@ -118,6 +190,15 @@ def main() -> int:
               f"capacity {wall * cpus:.1f} CPU-s ({cpus} CPUs)")
         print(f"  orchestration overhead (capacity - compute) / compute = {overhead:.1%} with the steps' wall "
               f"time, {(wall * cpus - cpu) / cpu:.1%} with their CPU time   (target <= 10 %)")
+        tl = timeline(screen, started=started, ended=started + wall, cpus=cpus, threads=args.threads)
+        print(f"  where the rest went (log time stamps, 1 s resolution): start-up and planning until the first "
+              f"submission {tl['to_first_submission']:.0f} s; per SLURM job (median of {tl['jobs']}) "
+              f"{tl['job_start_to_batch']:.0f} s from its start to its batch's start (the job step's Snakemake, "
+              f"srun, the batch's Snakemake) and {tl['batch_end_to_noticed']:.0f} s from the batch's end until "
+              f"the submitting Snakemake noticed; tail after the last batch (tables, exit) {tl['tail']:.0f} s")
+        print(f"  while batches ran they had {tl['batch_cpu_s']:.0f} CPU-s (at most {cpus} CPUs) for {cpu:.1f} "
+              f"CPU-s of steps (the rest: reading, writing, the workers' start and the batch's last images on "
+              f"fewer workers); outside batches {wall * cpus - tl['batch_cpu_s']:.0f} CPU-s")
         if not args.skip_example:
             local, slurm, jobs_only = base / "example_local", base / "example_slurm", base / "example_slurm_jobs"
             for d in (local, slurm, jobs_only):
