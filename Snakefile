@@ -25,6 +25,10 @@ include: "workflow/rules/provenance.smk"
 include: "workflow/rules/figures.smk"
 
 
+onstart:
+    runner.resume_garbage_collection()
+
+
 onsuccess:
     finish()
 

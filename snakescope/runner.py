@@ -15,6 +15,7 @@ rebuilt for the next one.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Mapping, Sequence
 
 _lock = threading.Lock()
+_gc_deferred = False
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
@@ -297,6 +299,42 @@ def memoize_input_checksums(modules: Mapping[str, Any] | None = None) -> bool:
     return True
 
 
+def defer_garbage_collection() -> bool:
+    """Turn Python's cyclic garbage collector off until the first step runs.
+
+    While Snakemake parses the workflow and plans its DAG, every image adds
+    objects that live until the end (sources, plans, jobs, files), and the
+    collector traverses all of them again each time the number of objects
+    grows by a quarter: at 100,000 images a third of a dry run (35 -> 28 s)
+    and of a cluster job's start (5.4 -> 4.0 s, twice per SLURM job) went to
+    collections that found almost nothing. :func:`resume_garbage_collection`
+    (the workflow's ``onstart`` handler, and every step: a cluster job runs
+    no handlers) turns it back on before anything runs; a process that runs
+    no step (dry run, no-op rerun) ends without it. No effect on the warm
+    pool's workers (their own interpreters).
+
+    Returns
+    -------
+    bool
+        Whether the collector was on (and is now off until it is resumed).
+    """
+    global _gc_deferred
+    if not gc.isenabled():
+        return False
+    gc.disable()
+    _gc_deferred = True
+    return True
+
+
+def resume_garbage_collection() -> None:
+    """Turn the collector back on if :func:`defer_garbage_collection` turned it off
+    (and never otherwise: a caller that disabled it keeps it disabled)."""
+    global _gc_deferred
+    if _gc_deferred:
+        _gc_deferred = False
+        gc.enable()
+
+
 def warm_up() -> None:
     """Start the fork server now, in the background.
 
@@ -480,6 +518,7 @@ def run(step: Callable[..., None], kwargs: Mapping[str, Any], *, log: str | None
     StepError
         With a one-line message when the step failed.
     """
+    resume_garbage_collection()
     if workers <= 0 or os.environ.get("SNAKESCOPE_INLINE") == "1":
         message = execute(step, dict(kwargs), log, benchmark)
     else:
@@ -538,6 +577,8 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     from concurrent.futures import ThreadPoolExecutor
 
     from .batching import plan_changes
+
+    resume_garbage_collection()
 
     previous = None
     if record and os.path.exists(record):

@@ -250,6 +250,41 @@ def test_exit_without_finalization_keeps_the_status_output_and_later_exit_handle
     assert res.stdout == "unflushed;clean-up ran" + ("" if fast else ";finalized")
 
 
+def test_garbage_collection_is_deferred_until_the_first_step(tmp_path):
+    """The workflow turns the collector off while it is parsed and planned; the first step (or
+    onstart) turns it back on, and a collector someone else turned off stays off."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import gc
+from snakescope import runner
+def noop(**kwargs):
+    pass
+assert gc.isenabled()
+assert runner.defer_garbage_collection() and not gc.isenabled()
+assert not runner.defer_garbage_collection() and not gc.isenabled()
+runner.run(noop, {}, workers=0)
+assert gc.isenabled()
+runner.resume_garbage_collection()
+assert gc.isenabled()
+assert runner.defer_garbage_collection()
+runner.run_batch(noop, {}, part=noop, diameter=noop, tables=noop, tables_kwargs={}, frames={}, splittable=False,
+                 log='batch.log', log_dir='logs', benchmark_dir='bench', threads=1, workers=0)
+assert gc.isenabled()
+gc.disable()
+assert not runner.defer_garbage_collection()
+runner.run(noop, {}, workers=0)
+assert not gc.isenabled()
+print('ok', end='')
+"""
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(root)})
+    assert res.returncode == 0 and res.stdout == "ok", res.stderr
+
+
 def test_allowed_rules_from_the_command_line_of_a_cluster_job():
     from snakescope.runner import allowed_rules
 
