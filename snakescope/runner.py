@@ -305,9 +305,9 @@ def defer_garbage_collection() -> bool:
     While Snakemake parses the workflow and plans its DAG, every image adds
     objects that live until the end (sources, plans, jobs, files), and the
     collector traverses all of them again each time the number of objects
-    grows by a quarter: at 100,000 images a third of a dry run (35 -> 28 s)
-    and of a cluster job's start (5.4 -> 4.0 s, twice per SLURM job) went to
-    collections that found almost nothing. :func:`resume_garbage_collection`
+    grows by a quarter: at 100,000 images a quarter of a dry run (35-38 ->
+    27-28 s) and of a cluster job's Snakemake start (4.3-4.5 -> 3.1-3.4 s,
+    twice per SLURM job) went to collections that found almost nothing. :func:`resume_garbage_collection`
     (the workflow's ``onstart`` handler, and every step: a cluster job runs
     no handlers) turns it back on before anything runs; a process that runs
     no step (dry run, no-op rerun) ends without it. No effect on the warm

@@ -27,7 +27,7 @@ sys.path.insert(
 # light: starts the warm pool (below) before the heavy imports
 from snakescope import runner
 
-# No cyclic garbage collection while the workflow is parsed and planned (a third of
+# No cyclic garbage collection while the workflow is parsed and planned (a quarter of
 # a dry run at 100,000 images); back on in onstart and at the first step
 runner.defer_garbage_collection()
 if runner.runs_steps_here(sys.argv[1:]):
