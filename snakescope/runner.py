@@ -307,8 +307,9 @@ def defer_garbage_collection() -> bool:
     collector traverses all of them again each time the number of objects
     grows by a quarter: at 100,000 images a quarter of a dry run (35-38 ->
     27-28 s) and of a cluster job's Snakemake start (4.3-4.5 -> 3.1-3.4 s,
-    twice per SLURM job) went to collections that found almost nothing. :func:`resume_garbage_collection`
-    (the workflow's ``onstart`` handler, and every step: a cluster job runs
+    twice per SLURM job) went to collections that found almost nothing.
+    :func:`resume_garbage_collection` (the workflow's ``onstart`` handler, and
+    :func:`run`, through which every step and batch goes: a cluster job runs
     no handlers) turns it back on before anything runs; a process that runs
     no step (dry run, no-op rerun) ends without it. No effect on the warm
     pool's workers (their own interpreters).
@@ -577,8 +578,6 @@ def run_batch(image_step: Callable[..., None], plan: Mapping[str, Mapping[str, A
     from concurrent.futures import ThreadPoolExecutor
 
     from .batching import plan_changes
-
-    resume_garbage_collection()
 
     previous = None
     if record and os.path.exists(record):

@@ -21,19 +21,20 @@ if BATCHED:
             if _ALLOWED is not None and _name not in _ALLOWED:
                 continue
             _plan = batch_plan(_dataset, _batch)
+            _inputs = batch_inputs(_plan)
             PLANS[_name] = (_dataset, _plan)
 
             rule:
                 name:
                     _name
                 input:
-                    batch_inputs(_plan),
+                    _inputs,
                 output:
                     **batch_outputs(_dataset, _batch, _plan),
                 log:
                     step=f"results/{_dataset}/logs/batch/{_batch.id}.log",
                 priority: len(_batch.images)  # the largest batches first: a short tail
-                localrule: batch_is_small(_plan)  # execution.local_batch_mb
+                localrule: batch_is_small(_inputs)  # execution.local_batch_mb
                 threads: batch_threads()
                 resources:
                     **batch_resources(_batch),

@@ -698,16 +698,16 @@ def batch_inputs(plan):
     return files
 
 
-def batch_is_small(plan):
+def batch_is_small(inputs):
     """Whether a batch runs in this Snakemake process on a cluster (execution.local_rules
-    and its raw files total less than execution.local_batch_mb): a SLURM job costs
-    ~5 s of start-up and a queue wait for a few seconds of work. Stops reading file
-    sizes as soon as the limit is passed."""
+    and its raw files, batch_inputs, total less than execution.local_batch_mb): a SLURM
+    job costs ~5 s of start-up and a queue wait for a few seconds of work. Stops reading
+    file sizes as soon as the limit is passed."""
     limit = EXECUTION["local_batch_mb"] * 1e6
     if not LOCAL_RULES or limit <= 0:
         return False
     total = 0
-    for path in batch_inputs(plan):
+    for path in inputs:
         try:
             total += os.stat(path).st_size
         except OSError:  # not there yet (made by an earlier rule, e.g. the example's)
